@@ -1,0 +1,67 @@
+# kagi: one Makefile. `make` builds build/libkagi.a and build/kagi.
+#   make test    whole test suite        make asan   same under ASan+UBSan
+#   make bench   benchmarks (bench/)     make example  built-in example
+CC      ?= cc
+BUILD   ?= build
+# x86-64-v3 (AVX2, BMI2, POPCNT) plus PCLMUL: every server CPU of the last
+# decade has them; override ARCH= for other machines.
+ARCH    ?= -march=x86-64-v3 -mpclmul
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+# Flags kagi needs whatever CFLAGS the caller sets (make asan sets its own).
+KFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
+           -Wshadow -Wstrict-prototypes -Wvla $(ARCH) -pthread -Iinclude -Isrc/core
+LDLIBS  += -lgf2x -lcrypto -lpthread -lm
+
+LIB_SRC   := $(wildcard src/core/*.c src/distill/*.c)
+CLI_SRC   := $(wildcard src/cli/*.c)
+TEST_SRC  := $(wildcard tests/test_*.c)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test asan bench example clean deps
+all: $(BUILD)/libkagi.a $(BUILD)/kagi
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/kagi/*.h src/*/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(KFLAGS) -c $< -o $@
+
+$(BUILD)/libkagi.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/kagi: $(CLI_OBJ) $(BUILD)/libkagi.a
+	$(CC) $(CFLAGS) $(KFLAGS) $(LDFLAGS) $(CLI_OBJ) $(BUILD)/libkagi.a $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libkagi.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(KFLAGS) $(LDFLAGS) -Itests $< $(BUILD)/libkagi.a $(LDLIBS) -o $@
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libkagi.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(KFLAGS) $(LDFLAGS) $< $(BUILD)/libkagi.a $(LDLIBS) -o $@
+
+test: all $(TESTS)
+	@BUILD=$(BUILD) tests/run.sh $(TESTS)
+
+# Sanitizer build in its own folder; -O1 keeps it quick enough for the suite.
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" KAGI_ASAN=1 test
+
+bench: all $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+example: all
+	@examples/run-example.sh $(BUILD)/kagi
+
+deps:
+	@scripts/deps.sh
+
+clean:
+	rm -rf build build-asan

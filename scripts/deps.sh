@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kagi builds and tests with, when missing.
+set -euo pipefail
+pkgs=(make gcc libc6-dev pkg-config libssl-dev libgf2x-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "kagi: installing missing Debian packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
