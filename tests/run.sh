@@ -25,7 +25,7 @@ run_one() {
 }
 for t in "$@"; do run_one "$(basename "$t")" "$t"; done
 for s in tests/*.sh; do
-  [ "$(basename "$s")" = run.sh ] && continue
+  case "$(basename "$s")" in run.sh|cli_common.sh) continue ;; esac
   run_one "$(basename "$s")" bash "$s" "${BUILD:-build}/kagi"
 done
 [ ${#broken[@]} -gt 0 ] && echo "failing: ${broken[*]}"

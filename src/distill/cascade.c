@@ -18,7 +18,6 @@
  * and it is the same for every frame of a session, like the random halves. */
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 
 #include "internal.h"
 #include "kagi/cascade.h"
@@ -30,6 +29,8 @@
 #define KAGI__MAX_BLOCK_PASSES 4u
 #define KAGI__INFLIGHT 16u               /* frames open at once */
 #define KAGI__MSG_CAP ((size_t)256 << 20)
+#define KAGI__AHEAD 8u     /* prefetch distance, in searches or queries */
+#define KAGI__EARLY 64u    /* next block wave starts when 1/64 of this one is left */
 
 enum { KAGI__MSG_BEGIN = 1, KAGI__MSG_ROUND = 2, KAGI__MSG_END = 3 };
 
@@ -202,10 +203,54 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
         kagi__permute(l, t, l->real[0], l->real[t], tmp);
     }
     free(tmp);
+    /* The halves: splitmix64 of a counter, which vectorises (public data). */
+    uint64_t key = kagi_rng_next(&r);
     for (uint32_t j = 0; j < l->extra; j++)
-        for (size_t i = 0; i < W; i++) l->masks[j * W + i] = kagi_rng_next(&r) & l->real[0][i];
+        for (size_t i = 0; i < W; i++) {
+            uint64_t z = key + (j * W + i + 1) * 0x9e3779b97f4a7c15ull;
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            l->masks[j * W + i] = (z ^ (z >> 31)) & l->real[0][i];
+        }
     *out = l;
     return KAGI_OK;
+}
+
+/* Test hook (tests/test_cascade.c): checks every structured permutation of
+ * the layout of an L-bit frame against a naive position map: kagi__fwd is
+ * a bijection of [0, Nv), kagi__inv undoes it, and kagi__permute moves bit
+ * i of a random vector to kagi__fwd(i). Returns the number of faults. */
+size_t kagi__cascade_check_perm(size_t L, uint32_t k1, uint64_t seed);
+size_t kagi__cascade_check_perm(size_t L, uint32_t k1, uint64_t seed)
+{
+    kagi_cascade_params p = {.qber = 0.02, .k1 = k1, .seed = seed};
+    kagi__layout *l = NULL;
+    if (kagi_cascade_params_resolve(&p) || kagi__layout_new(&l, L, &p)) return 1;
+    size_t bad = 0, W = l->W;
+    uint64_t *x = malloc(W * 8), *y = malloc(W * 8), *tmp = malloc(W * 8), *seen = calloc(W, 8);
+    if (!x || !y || !tmp || !seen) bad = 1;
+    kagi_rng r;
+    kagi_rng_seed(&r, seed + 1);
+    for (unsigned t = 1; !bad && t < l->nbt; t++) {
+        memset(seen, 0, W * 8);
+        for (size_t i = 0; i < W; i++) x[i] = kagi_rng_next(&r);
+        kagi__permute(l, t, x, y, tmp);
+        for (size_t i = 0; i < l->Nv; i++) {
+            size_t v = kagi__fwd(l, t, i);
+            if (v >= l->Nv || ((seen[v >> 6] >> (v & 63)) & 1) || kagi__inv(l, t, v) != i) {
+                bad++;
+                continue;
+            }
+            seen[v >> 6] |= (uint64_t)1 << (v & 63);
+            bad += ((x[i >> 6] >> (i & 63)) & 1) != ((y[v >> 6] >> (v & 63)) & 1);
+        }
+    }
+    free(x);
+    free(y);
+    free(tmp);
+    free(seen);
+    kagi__layout_free(l);
+    return bad;
 }
 
 /* ---------- views of one frame (same code for Alice and Bob) ---------- */
@@ -213,7 +258,6 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
 typedef struct kagi__views {
     uint64_t *x;   /* tree 0: the frame itself, padded with zeros */
     uint64_t *pv[KAGI__MAX_BLOCK_PASSES]; /* block tree t's view; pv[0] == x */
-    uint64_t *m;   /* extra * W: x & S_j */
 } kagi__views;
 
 static void kagi__views_free(kagi__views *v, const kagi__layout *l)
@@ -224,15 +268,14 @@ static void kagi__views_free(kagi__views *v, const kagi__layout *l)
         kagi__wipe(v->pv[t], W * 8);
         free(v->pv[t]);
     }
-    kagi__wipe(v->m, W * 8 * (l->extra ? l->extra : 1));
     free(v->x);
-    free(v->m);
     memset(v, 0, sizeof *v);
 }
 
-/* Alice fills every view at once (full); Bob fills only x and builds the
- * others when their pass starts, so corrections made before then touch
- * one view instead of all of them. */
+/* Alice fills every block view at once (full); Bob fills only x and
+ * builds the others when their pass starts, so corrections made before
+ * then touch one view instead of all of them. The halves S_j get no view:
+ * their parities are taken from x and the mask on the fly (few queries). */
 static int kagi__views_build(kagi__views *v, const kagi__layout *l, const kagi_bits *key, size_t off,
                              int full)
 {
@@ -241,9 +284,8 @@ static int kagi__views_build(kagi__views *v, const kagi__layout *l, const kagi_b
     v->pv[0] = v->x;
     int bad = 0;
     for (unsigned t = 1; t < l->nbt; t++) bad |= !(v->pv[t] = malloc(W * 8));
-    v->m = malloc(W * 8 * (l->extra ? l->extra : 1));
-    uint64_t *tmp = malloc(W * 8);
-    if (!v->x || bad || !v->m || !tmp) {
+    uint64_t *tmp = full ? malloc(W * 8) : NULL;
+    if (!v->x || bad || (full && !tmp)) {
         free(tmp);
         kagi__views_free(v, l);
         return kagi__err(KAGI_ERR_NOMEM, "out of memory for frame views");
@@ -252,13 +294,8 @@ static int kagi__views_build(kagi__views *v, const kagi__layout *l, const kagi_b
     memcpy(v->x, key->w + off / 64, KAGI_WORDS(l->L) * 8);
     for (size_t i = 0; i < W; i++) v->x[i] &= l->real[0][i];
     for (unsigned t = 1; full && t < l->nbt; t++) kagi__permute(l, t, v->x, v->pv[t], tmp);
-    kagi__wipe(tmp, W * 8);
+    if (tmp) kagi__wipe(tmp, W * 8);
     free(tmp);
-    for (uint32_t j = 0; full && j < l->extra; j++) {
-        const uint64_t *mk = l->masks + (size_t)j * W;
-        uint64_t *d = v->m + (size_t)j * W;
-        for (size_t i = 0; i < W; i++) d[i] = v->x[i] & mk[i];
-    }
     return KAGI_OK;
 }
 
@@ -273,13 +310,32 @@ static inline void kagi__node_range(const kagi__layout *l, uint64_t h, size_t *l
     *hi = (size_t)b;
 }
 
+/* Parity of bits [lo, hi) of w, or of w & mk when mk is given. */
+static inline int kagi__parity(const uint64_t *w, const uint64_t *mk, size_t lo, size_t hi)
+{
+    if (lo >= hi) return 0;
+    size_t a = lo >> 6, b = (hi - 1) >> 6;
+    uint64_t mlo = ~(uint64_t)0 << (lo & 63);
+    uint64_t mhi = ~(uint64_t)0 >> (63 - ((hi - 1) & 63));
+    if (!mk) {
+        if (a == b) return __builtin_parityll(w[a] & mlo & mhi);
+        uint64_t acc = (w[a] & mlo) ^ (w[b] & mhi);
+        for (size_t i = a + 1; i < b; i++) acc ^= w[i];
+        return __builtin_parityll(acc);
+    }
+    if (a == b) return __builtin_parityll(w[a] & mk[a] & mlo & mhi);
+    uint64_t acc = (w[a] & mk[a] & mlo) ^ (w[b] & mk[b] & mhi);
+    for (size_t i = a + 1; i < b; i++) acc ^= w[i] & mk[i];
+    return __builtin_parityll(acc);
+}
+
 static int kagi__view_parity(const kagi__layout *l, const kagi__views *v, uint32_t t, size_t lo,
                              size_t hi)
 {
-    if (t < l->nbt) return kagi_parity_range(v->pv[t], lo, hi);
+    if (t < l->nbt) return kagi__parity(v->pv[t], NULL, lo, hi);
     uint32_t e = t - l->nbt;
-    int p = kagi_parity_range(v->m + (size_t)(e / 2) * l->W, lo, hi);
-    return (e & 1) ? p ^ kagi_parity_range(v->x, lo, hi) : p;
+    int p = kagi__parity(v->x, l->masks + (size_t)(e / 2) * l->W, lo, hi);
+    return (e & 1) ? p ^ kagi__parity(v->x, NULL, lo, hi) : p;
 }
 
 static size_t kagi__real_in(const kagi__layout *l, size_t lo, size_t hi)
@@ -330,8 +386,12 @@ static void kagi__top_parities(const kagi__layout *l, const kagi__views *v, uint
             out[i >> 3] |= (uint8_t)(kagi__view_parity(l, v, t, lo, hi) << (i & 7));
         }
     }
-    for (uint32_t j = 0; j < l->extra; j++, i++)
-        out[i >> 3] |= (uint8_t)(kagi__view_parity(l, v, l->nbt + 2 * j, 0, l->Nv) << (i & 7));
+    for (uint32_t j = 0; j < l->extra; j++, i++) {
+        const uint64_t *mk = l->masks + (size_t)j * l->W;
+        uint64_t acc = 0;
+        for (size_t w = 0; w < l->W; w++) acc ^= v->x[w] & mk[w];
+        out[i >> 3] |= (uint8_t)(__builtin_parityll(acc) << (i & 7));
+    }
 }
 
 /* ---------- parameters ---------- */
@@ -378,10 +438,15 @@ typedef struct kagi__session {
     kagi_cascade_params p;
     size_t n, nframes;
     kagi__layout *full, *last;
+    int borrowed;   /* layouts belong to another session (kagi_cascade_run) */
 } kagi__session;
 
 static void kagi__session_clear(kagi__session *s)
 {
+    if (s->borrowed) {
+        s->full = s->last = NULL;
+        return;
+    }
     if (s->last != s->full) kagi__layout_free(s->last);
     kagi__layout_free(s->full);
     s->full = s->last = NULL;
@@ -414,6 +479,7 @@ static const kagi__layout *kagi__frame_layout(const kagi__session *s, size_t f)
 struct kagi_cascade_alice {
     const kagi_bits *key;
     kagi__session s;
+    const kagi__session *peer; /* Bob's, when both run here: reuse its layouts */
     int begun, finished;
     kagi__views *views;  /* per frame; x == NULL when not open */
     size_t leak;
@@ -459,7 +525,15 @@ static int kagi__alice_begin(kagi_cascade_alice *a, kagi_rd *r)
     KAGI__FAIL_IF(p.frame_bits == 0 || p.k1 == 0 || p.block_passes == 0 || p.extra_passes == 0,
                   KAGI_ERR_PROTO, "cascade: BEGIN carries zero parameters");
     KAGI__TRY(kagi_cascade_params_resolve(&p));
-    KAGI__TRY(kagi__session_init(&a->s, &p, a->key->n));
+    const kagi__session *o = a->peer;
+    if (o && o->n == a->key->n && o->p.frame_bits == p.frame_bits && o->p.k1 == p.k1 &&
+        o->p.block_passes == p.block_passes && o->p.extra_passes == p.extra_passes &&
+        o->p.seed == p.seed) {
+        a->s = *o; /* layouts depend only on these: building them again is waste */
+        a->s.borrowed = 1;
+    } else {
+        KAGI__TRY(kagi__session_init(&a->s, &p, a->key->n));
+    }
     a->views = calloc(a->s.nframes, sizeof *a->views);
     KAGI__FAIL_IF(!a->views, KAGI_ERR_NOMEM, "out of memory");
     a->begun = 1;
@@ -513,10 +587,24 @@ int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t 
         uint8_t *dst = kagi_buf_grow(out, ((size_t)nq + 7) / 8);
         if (!dst) return out->err;
         memset(dst, 0, ((size_t)nq + 7) / 8);
-        for (uint32_t q = 0; q < nq; q++) {
-            uint8_t t = kagi_rd_u8(&r);
-            uint32_t h = kagi_rd_u32(&r);
-            KAGI__FAIL_IF(r.err || t >= l->ntrees || h == 0 || h >= 2 * l->T, KAGI_ERR_PROTO,
+        KAGI__FAIL_IF(nq > (r.len - r.off) / 5, KAGI_ERR_PROTO, "cascade: truncated query list");
+        const uint8_t *qb = kagi_rd_take(&r, (size_t)nq * 5);
+        for (uint32_t q = 0; q < nq; q++, qb += 5) {
+            if (q + KAGI__AHEAD < nq && qb[5 * KAGI__AHEAD] < l->nbt) {
+                /* Random view words: fetch ahead (see kagi__prefetch_search). */
+                const uint8_t *n = qb + 5 * KAGI__AHEAD;
+                uint64_t h = (uint32_t)n[1] | (uint32_t)n[2] << 8 | (uint32_t)n[3] << 16 |
+                             (uint32_t)n[4] << 24;
+                if (h && h < 2 * l->T) {
+                    size_t plo, phi;
+                    kagi__node_range(l, h, &plo, &phi);
+                    __builtin_prefetch(a->views[f].pv[n[0]] + (plo >> 6));
+                }
+            }
+            uint8_t t = qb[0];
+            uint32_t h = (uint32_t)qb[1] | (uint32_t)qb[2] << 8 | (uint32_t)qb[3] << 16 |
+                         (uint32_t)qb[4] << 24;
+            KAGI__FAIL_IF(t >= l->ntrees || h == 0 || h >= 2 * l->T, KAGI_ERR_PROTO,
                           "cascade: bad query %u of frame %u", q, f);
             size_t lo, hi;
             kagi__node_range(l, h, &lo, &hi);
@@ -559,8 +647,8 @@ typedef struct kagi__pmap {
 typedef struct kagi__bframe {
     const kagi__layout *l;
     kagi__views v;
-    /* Block trees: a bit per heap index < 2T. */
-    uint64_t *known[KAGI__MAX_BLOCK_PASSES], *val[KAGI__MAX_BLOCK_PASSES];
+    /* Block trees: known and value bits in block-local order (kv_index). */
+    uint64_t *kv[KAGI__MAX_BLOCK_PASSES];
     kagi__pmap pm;
     uint8_t *errpar[KAGI__MAX_BLOCK_PASSES], *active[KAGI__MAX_BLOCK_PASSES];
     uint8_t *xerr, *xact;        /* per extra tree */
@@ -570,7 +658,8 @@ typedef struct kagi__bframe {
     kagi__query *q;
     size_t nq, qcap;
     uint32_t pass, wave;         /* next wave to release */
-    size_t corrected, rounds;
+    size_t corrected;
+    size_t wave_size;            /* searches started by the last release */
     int open, done;
 } kagi__bframe;
 
@@ -624,11 +713,25 @@ static int kagi__pmap_put(kagi__pmap *m, uint64_t key, int val)
     return KAGI_OK;
 }
 
+/* Bit index of node h of block tree t in its block-local map: block b
+ * owns bits [b * 2k, (b + 1) * 2k), indexed by the node's heap index inside
+ * the block, so one search stays in one or two cache lines. */
+static inline size_t kagi__kv_index(const kagi__layout *l, uint32_t t, uint64_t h)
+{
+    unsigned lev = 63u - (unsigned)__builtin_clzll(h), lb = l->logT - l->bl[t];
+    unsigned d = lev - lb;
+    uint64_t b = (h >> d) - ((uint64_t)1 << lb);
+    uint64_t local = ((uint64_t)1 << d) | (h & (((uint64_t)1 << d) - 1));
+    return (size_t)((b << (l->bl[t] + 1)) | local);
+}
+
 static inline int kagi__known(const kagi__bframe *F, uint32_t t, uint64_t h, int *val)
 {
     if (t < F->l->nbt) {
-        if (!((F->known[t][h >> 6] >> (h & 63)) & 1)) return 0;
-        *val = (int)((F->val[t][h >> 6] >> (h & 63)) & 1);
+        size_t i = kagi__kv_index(F->l, t, h);
+        const uint64_t *w = F->kv[t] + 2 * (i >> 6); /* known word, then value word */
+        if (!((w[0] >> (i & 63)) & 1)) return 0;
+        *val = (int)((w[1] >> (i & 63)) & 1);
         return 1;
     }
     return kagi__pmap_get(&F->pm, (uint64_t)t << 40 | h, val);
@@ -637,8 +740,10 @@ static inline int kagi__known(const kagi__bframe *F, uint32_t t, uint64_t h, int
 static inline int kagi__learn(kagi__bframe *F, uint32_t t, uint64_t h, int val)
 {
     if (t < F->l->nbt) {
-        F->known[t][h >> 6] |= (uint64_t)1 << (h & 63);
-        F->val[t][h >> 6] |= (uint64_t)(val & 1) << (h & 63);
+        size_t i = kagi__kv_index(F->l, t, h);
+        uint64_t *w = F->kv[t] + 2 * (i >> 6);
+        w[0] |= (uint64_t)1 << (i & 63);
+        w[1] |= (uint64_t)(val & 1) << (i & 63);
         return KAGI_OK;
     }
     return kagi__pmap_put(&F->pm, (uint64_t)t << 40 | h, val);
@@ -688,7 +793,6 @@ static int kagi__correct(kagi__bframe *F, size_t i)
     }
     for (uint32_t j = 0; j < l->extra && F->started[l->nbt + j]; j++) {
         int in = (int)((l->masks[(size_t)j * l->W + (i >> 6)] >> (i & 63)) & 1);
-        if (in) F->v.m[(size_t)j * l->W + (i >> 6)] ^= (uint64_t)1 << (i & 63);
         uint32_t e = 2 * j + (in ? 0 : 1);
         F->xerr[e] ^= 1;
         if (F->xerr[e] && !F->xact[e])
@@ -764,8 +868,9 @@ static int kagi__advance(kagi__bframe *F, size_t si)
                 pl = s->apar ^ pr;
                 KAGI__TRY(kagi__learn(F, t, L, pl));
             } else {
-                s->waiting = 1;
-                return kagi__push_query(F, t, L, si);
+                KAGI__TRY(kagi__push_query(F, t, L, si));
+                F->s[si].waiting = 1;
+                return KAGI_OK;
             }
         }
         if (kagi__view_parity(l, &F->v, t, llo, lhi) ^ pl) {
@@ -779,12 +884,23 @@ static int kagi__advance(kagi__bframe *F, size_t si)
     }
 }
 
+/* Searches touch random blocks: fetch the next ones' lines while this one
+ * works, instead of stalling on each in turn. */
+static inline void kagi__prefetch_search(const kagi__bframe *F, const kagi__search *s)
+{
+    const kagi__layout *l = F->l;
+    if (s->tree >= l->nbt) return;
+    size_t i = kagi__kv_index(l, s->tree, s->node), lo, hi;
+    __builtin_prefetch(F->kv[s->tree] + 2 * (i >> 6));
+    kagi__node_range(l, s->node, &lo, &hi);
+    __builtin_prefetch(F->v.pv[s->tree] + (lo >> 6));
+}
+
 static void kagi__bframe_free(kagi__bframe *F)
 {
     if (F->l && F->v.x) kagi__views_free(&F->v, F->l);
     for (unsigned t = 0; t < KAGI__MAX_BLOCK_PASSES; t++) {
-        free(F->known[t]);
-        free(F->val[t]);
+        free(F->kv[t]);
         free(F->errpar[t]);
         free(F->active[t]);
     }
@@ -809,13 +925,12 @@ static int kagi__bframe_open(kagi_cascade_bob *B, size_t f)
     const kagi__layout *l = kagi__frame_layout(&B->s, f);
     F->l = l;
     KAGI__TRY(kagi__views_build(&F->v, l, B->key, f * B->s.p.frame_bits, 0));
-    size_t hw = (size_t)(2 * l->T + 63) / 64;
     for (unsigned t = 0; t < l->nbt; t++) {
-        F->known[t] = calloc(hw, 8);
-        F->val[t] = calloc(hw, 8);
+        size_t hw = ((l->nblocks[t] << (l->bl[t] + 1)) + 63) / 64;
+        F->kv[t] = calloc(2 * hw, 8);
         F->errpar[t] = calloc(l->nblocks[t], 1);
         F->active[t] = calloc(l->nblocks[t], 1);
-        if (!F->known[t] || !F->val[t] || !F->errpar[t] || !F->active[t])
+        if (!F->kv[t] || !F->errpar[t] || !F->active[t])
             return kagi__err(KAGI_ERR_NOMEM, "out of memory");
     }
     F->xerr = calloc(2 * l->extra + 1, 1);
@@ -854,27 +969,32 @@ static int kagi__bframe_top(kagi__bframe *F, const uint8_t *bits, size_t *leak)
 
 /* A pass starts: build Bob's views for it from his current key and set
  * the error parity of each of its blocks. */
-static void kagi__begin_pass(kagi__bframe *F, uint32_t p)
+static int kagi__begin_pass(kagi__bframe *F, uint32_t p)
 {
     const kagi__layout *l = F->l;
     F->started[p] = 1;
     if (p < l->nbt) {
-        if (p > 0) kagi__permute(l, p, F->v.x, F->v.pv[p], F->v.m); /* m: scratch, unused yet */
+        if (p > 0) {
+            uint64_t *tmp = malloc(l->W * 8);
+            KAGI__FAIL_IF(!tmp, KAGI_ERR_NOMEM, "out of memory");
+            kagi__permute(l, p, F->v.x, F->v.pv[p], tmp);
+            kagi__wipe(tmp, l->W * 8);
+            free(tmp);
+        }
         size_t k = (size_t)1 << l->bl[p];
         for (size_t b = 0; b < l->nblocks[p]; b++) {
             size_t lo = b * k, hi = lo + k > l->Nv ? l->Nv : lo + k;
             int ap = 0;
             (void)kagi__known(F, p, kagi__block_node(l, p, b), &ap);
-            F->errpar[p][b] = (uint8_t)(ap ^ kagi_parity_range(F->v.pv[p], lo, hi));
+            F->errpar[p][b] = (uint8_t)(ap ^ kagi__parity(F->v.pv[p], NULL, lo, hi));
         }
-        return;
+        return KAGI_OK;
     }
     uint32_t j = p - l->nbt, t = l->nbt + 2 * j;
     const uint64_t *mk = l->masks + (size_t)j * l->W;
-    uint64_t *d = F->v.m + (size_t)j * l->W, acc = 0, all = 0;
+    uint64_t acc = 0, all = 0;
     for (size_t i = 0; i < l->W; i++) {
-        d[i] = F->v.x[i] & mk[i];
-        acc ^= d[i];
+        acc ^= F->v.x[i] & mk[i];
         all ^= F->v.x[i];
     }
     int ps = __builtin_parityll(acc), pc = __builtin_parityll(acc ^ all), as = 0, ac = 0;
@@ -882,6 +1002,7 @@ static void kagi__begin_pass(kagi__bframe *F, uint32_t p)
     (void)kagi__known(F, t + 1, 1, &ac);
     F->xerr[2 * j] = (uint8_t)(as ^ ps);
     F->xerr[2 * j + 1] = (uint8_t)(ac ^ pc);
+    return KAGI_OK;
 }
 
 /* Starts the next wave of searches. Pass 1 is one wave; pass 2 is
@@ -896,8 +1017,10 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
     while (F->pass < npass) {
         uint32_t p = F->pass, nw = p == 0 ? 1 : p < l->nbt ? waves : 2;
         uint32_t w = F->wave;
-        if (getenv("KAGI_DEBUG")) fprintf(stderr, "release pass %u wave %u corrected %zu round %zu\n", p, w, F->corrected, F->rounds);
-        if (!F->started[p]) kagi__begin_pass(F, p);
+        if (!F->started[p]) {
+            *rc = kagi__begin_pass(F, p);
+            if (*rc) return 0;
+        }
         if (++F->wave >= nw) {
             F->pass++;
             F->wave = 0;
@@ -928,18 +1051,28 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
 static int kagi__bframe_step(kagi__bframe *F, uint32_t waves)
 {
     for (;;) {
-        for (size_t i = 0; i < F->ns; i++)
+        for (size_t i = 0; i < F->ns; i++) {
+            if (i + KAGI__AHEAD < F->ns) kagi__prefetch_search(F, &F->s[i + KAGI__AHEAD]);
             if (!F->s[i].dead && !F->s[i].waiting) KAGI__TRY(kagi__advance(F, i));
+        }
         size_t k = 0;
         for (size_t i = 0; i < F->ns; i++)
             if (!F->s[i].dead) F->s[k++] = F->s[i];
         F->ns = k;
+        /* Chains of cascaded corrections leave a long tail of rounds with
+         * a handful of searches: start the next block-pass wave then. */
+        if (F->ns && F->pass > 0 && F->pass < F->l->nbt && F->ns * KAGI__EARLY <= F->wave_size) {
+            int rc = KAGI_OK;
+            size_t before = F->ns;
+            if (!kagi__release(F, waves, &rc) && rc) return rc;
+            F->wave_size = F->ns - before;
+            continue;
+        }
         if (F->ns) {
             /* Queries point at searches by index: refresh after compaction. */
             size_t qi = 0;
             for (size_t i = 0; i < F->ns; i++)
                 if (F->s[i].waiting) F->q[qi++].search = (uint32_t)i;
-            (void)qi;
             return KAGI_OK;
         }
         int rc = KAGI_OK;
@@ -948,6 +1081,7 @@ static int kagi__bframe_step(kagi__bframe *F, uint32_t waves)
             F->done = 1;
             return KAGI_OK;
         }
+        F->wave_size = F->ns;
     }
 }
 
@@ -1099,6 +1233,10 @@ int kagi_cascade_bob_handle(kagi_cascade_bob *B, const uint8_t *msg, size_t len,
         KAGI__FAIL_IF(!bits, KAGI_ERR_PROTO, "cascade: truncated answer from Alice");
         for (size_t q = 0; q < F->nq; q++) {
             kagi__query *Q = &F->q[q];
+            if (q + KAGI__AHEAD < F->nq && Q[KAGI__AHEAD].tree < F->l->nbt)
+                __builtin_prefetch(F->kv[Q[KAGI__AHEAD].tree] +
+                                   2 * (kagi__kv_index(F->l, Q[KAGI__AHEAD].tree, Q[KAGI__AHEAD].node) >> 6),
+                                   1);
             KAGI__TRY(kagi__learn(F, Q->tree, Q->node, (bits[q >> 3] >> (q & 7)) & 1));
             F->s[Q->search].waiting = 0;
         }
@@ -1110,8 +1248,6 @@ int kagi_cascade_bob_handle(kagi_cascade_bob *B, const uint8_t *msg, size_t len,
     for (size_t f = 0; f < S->nframes; f++) {
         kagi__bframe *F = &B->fr[f];
         if (!F->open || F->done) continue;
-        F->rounds++;
-        if (getenv("KAGI_DEBUG") && F->rounds % 50 == 0) fprintf(stderr, "  round %zu active %zu corrected %zu\n", F->rounds, F->ns, F->corrected);
         KAGI__TRY(kagi__bframe_step(F, S->p.waves));
         /* A frame that cannot stop is a sign of inconsistent answers. */
         KAGI__FAIL_IF(F->corrected > F->l->L, KAGI_ERR_RECONCILE,
@@ -1143,6 +1279,7 @@ int kagi_cascade_run(const kagi_bits *alice, kagi_bits *bob, const kagi_cascade_
     kagi_buf_init(&ma, KAGI__MSG_CAP);
     int rc = kagi_cascade_alice_new(&A, alice);
     if (!rc) rc = kagi_cascade_bob_new(&B, bob, p);
+    if (!rc) A->peer = &B->s;
     if (!rc) rc = kagi_cascade_bob_start(B, &mb);
     int done = 0, fin = 0;
     while (!rc) {
@@ -1151,8 +1288,8 @@ int kagi_cascade_run(const kagi_bits *alice, kagi_bits *bob, const kagi_cascade_
         rc = kagi_cascade_bob_handle(B, ma.p, ma.len, &mb, &done);
     }
     if (!rc && stats) kagi_cascade_bob_stats(B, stats);
+    kagi_cascade_alice_free(A); /* first: she may borrow Bob's layouts */
     kagi_cascade_bob_free(B);
-    kagi_cascade_alice_free(A);
     kagi_buf_free(&mb);
     kagi_buf_free(&ma);
     return rc;

@@ -1,0 +1,65 @@
+/* kagi/distill.h: the whole key-distillation pipeline on a sifted pair.
+ *
+ * Stages, in order, over an authenticated kagi_channel:
+ *   1. parameter estimation: Alice picks a public random sample and
+ *      discloses her bits there; Bob counts the errors; both drop the
+ *      sample. No key can come out when even a perfect reconciliation
+ *      would leave nothing (kagi_finite_key_bb84): both stop, KAGI_ERR_NOKEY.
+ *   2. reconciliation by Cascade (kagi/cascade.h), Bob correcting;
+ *   3. verification: Alice sends a random hash key and her tag; a mismatch
+ *      aborts both with KAGI_ERR_VERIFY;
+ *   4. final length from the finite-key bound with the leak actually
+ *      disclosed (Cascade parities plus the verification tag);
+ *   5. privacy amplification by Toeplitz hashing with a fresh public seed.
+ * The parties write nothing on failure; on success each holds final_bits
+ * identical bits. */
+#ifndef KAGI_DISTILL_H
+#define KAGI_DISTILL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kagi/bits.h"
+#include "kagi/cascade.h"
+#include "kagi/channel.h"
+
+typedef struct kagi_distill_params {
+    double eps_sec;       /* secrecy; 0: 1e-10 */
+    double eps_cor;       /* correctness; 0: 1e-15 */
+    size_t sample_bits;   /* 0: kagi_sample_size_default(n) */
+    kagi_cascade_params cascade; /* qber is set from the estimate */
+} kagi_distill_params;
+
+typedef struct kagi_distill_report {
+    size_t sifted_bits, sample_bits, sample_errors;
+    double qber, qber_upper;  /* sample estimate and its bound */
+    size_t reconciled_bits;   /* sifted minus sample */
+    kagi_cascade_stats cascade;
+    double efficiency;        /* leak / (reconciled * h(qber)), qber of the corrected errors */
+    int verify_ok;
+    unsigned verify_tag_bits;
+    double eps_cor;           /* achieved by the tag */
+    size_t auth_bits_consumed;/* secret bits spent on message tags, both ways */
+    size_t messages;          /* sent by this party */
+    size_t final_bits;
+    double seconds[4];        /* estimate, reconcile, verify, amplify */
+} kagi_distill_report;
+
+/* One party each; both need the same params. *final is set on success. */
+int kagi_distill_alice(kagi_channel *ch, const kagi_bits *sifted, const kagi_distill_params *p,
+                       kagi_bits **final, kagi_distill_report *r) KAGI_NODISCARD;
+int kagi_distill_bob(kagi_channel *ch, const kagi_bits *sifted, const kagi_distill_params *p,
+                     kagi_bits **final, kagi_distill_report *r) KAGI_NODISCARD;
+
+/* Both parties in one process (two threads, in-memory queue), with a fresh
+ * random authentication key. On success fa and fb hold the final keys. ra
+ * is Alice's report, rb Bob's (either may be NULL). */
+int kagi_distill_local(const kagi_bits *alice, const kagi_bits *bob, const kagi_distill_params *p,
+                       kagi_bits **fa, kagi_bits **fb, kagi_distill_report *ra,
+                       kagi_distill_report *rb) KAGI_NODISCARD;
+
+/* Secret bits one direction of a session may spend on tags (128 each) for
+ * a sifted key of n bits: what kagi_distill_local draws per direction. */
+size_t kagi_distill_auth_budget(size_t n);
+
+#endif
