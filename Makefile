@@ -11,7 +11,9 @@ CFLAGS  ?= $(OPT) -g
 # Flags kagi needs whatever CFLAGS the caller sets (make asan sets its own).
 KFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
            -Wshadow -Wstrict-prototypes -Wvla $(ARCH) -pthread -Iinclude -Isrc/core
-LDLIBS  += -lgf2x -lcrypto -lpthread -lm
+LDLIBS  += -lcrypto -lpthread -lm
+# libgf2x only for bench_amplify's comparison row (docs/amplify.md).
+BENCH_LIBS := -lgf2x
 
 LIB_SRC   := $(wildcard src/core/*.c src/distill/*.c)
 CLI_SRC   := $(wildcard src/cli/*.c)
@@ -43,7 +45,7 @@ $(BUILD)/tests/%: tests/%.c tests/t.h $(BUILD)/libkagi.a
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libkagi.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(KFLAGS) $(LDFLAGS) $< $(BUILD)/libkagi.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(KFLAGS) $(LDFLAGS) $< $(BUILD)/libkagi.a $(LDLIBS) $(BENCH_LIBS) -o $@
 
 test: all $(TESTS)
 	@BUILD=$(BUILD) tests/run.sh $(TESTS)

@@ -100,7 +100,12 @@ int kagi_mac_tag(kagi_mac *m, const void *msg, size_t len, uint8_t tag[16])
  * compared in constant time. */
 int kagi_mac_check(kagi_mac *m, const void *msg, size_t len, const uint8_t tag[16])
     KAGI_NODISCARD KAGI_NONNULL(1, 4);
-/* Secret bits used so far: 128 for H plus 128 per message. */
+/* Take in a message sent without a tag of its own: the next tag (or check)
+ * covers it and every other message absorbed since the previous tag, in
+ * order, with the bound kagi_mac_epsilon of their total length. Costs no
+ * key bits. Sender and receiver must absorb the same messages. */
+int kagi_mac_absorb(kagi_mac *m, const void *msg, size_t len) KAGI_NONNULL(1);
+/* Secret bits used so far: 128 for H plus 128 per tag. */
 size_t kagi_mac_bits_consumed(const kagi_mac *m) KAGI_NONNULL(1);
 /* Forgery bound for one message of len bytes: (ceil(len/16) + 1) / 2^128. */
 double kagi_mac_epsilon(size_t len);

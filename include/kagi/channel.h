@@ -3,8 +3,10 @@
  * A channel carries whole messages in order. Two transports exist: an
  * in-memory queue pair (both parties in one process, one thread each) and
  * TCP (two processes). Once kagi_channel_auth() is called, every message
- * carries a Wegman-Carter tag: a polynomial hash keyed by secret bits,
- * encrypted with 128 fresh secret bits, one pool per direction. A message
+ * is authenticated by a Wegman-Carter tag: a polynomial hash keyed by
+ * secret bits, encrypted with 128 fresh secret bits, one pool per
+ * direction; a tag covers its own message and any sent untagged before it
+ * (kagi_channel_defer_tags). A message
  * whose tag fails is an error (KAGI_ERR_AUTH) and the channel refuses any
  * further traffic. */
 #ifndef KAGI_CHANNEL_H
@@ -40,6 +42,13 @@ int kagi_channel_auth(kagi_channel *ch, kagi_keypool *send_pool, kagi_keypool *r
 int kagi_channel_send(kagi_channel *ch, const void *msg, size_t len) KAGI_NODISCARD KAGI_NONNULL(1);
 /* Receive the next message into buf (reset first). */
 int kagi_channel_recv(kagi_channel *ch, kagi_buf *buf) KAGI_NODISCARD KAGI_NONNULL(1, 2);
+/* While on, messages sent go without a tag of their own and untagged
+ * messages are accepted; the next tagged message in each direction covers
+ * them all (kagi_mac_absorb). For long request/answer exchanges such as
+ * Cascade, where one tag per message would spend more key than the
+ * exchange is worth; both ends must turn it off before acting on what the
+ * exchange decided, so that a tag has covered it. */
+void kagi_channel_defer_tags(kagi_channel *ch, int on) KAGI_NONNULL(1);
 /* Secret bits spent on tags and hash keys, both directions. */
 size_t kagi_channel_auth_bits(const kagi_channel *ch) KAGI_NONNULL(1);
 size_t kagi_channel_messages(const kagi_channel *ch) KAGI_NONNULL(1);

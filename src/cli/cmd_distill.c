@@ -1,5 +1,224 @@
-/* placeholder until the command lands */
+/* kagi distill: the whole pipeline, in one process or as one of two. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cli.h"
-static kagi_cli_opt kagi__opts[] = {{NULL}};
-static int kagi__run(kagi_cli_cmd *cmd) { (void)cmd; return KAGI_EXIT_FAIL; }
-kagi_cli_cmd kagi_cmd_distill = {"distill", "not yet", "", NULL, kagi__opts, kagi__run};
+#include "kagi/auth.h"
+#include "kagi/distill.h"
+#include "kagi/error.h"
+
+static kagi_cli_opt kagi__opts[] = {
+    {"alice", "FILE", "Alice's sifted key (in one process, or with --role alice)", 0, NULL},
+    {"bob", "FILE", "Bob's sifted key (in one process, or with --role bob)", 0, NULL},
+    {"bits", "N", "number of sifted bits", 1, NULL},
+    {"out-alice", "FILE", "Alice's final key", 0, NULL},
+    {"out-bob", "FILE", "Bob's final key", 0, NULL},
+    {"eps-sec", "E", "secrecy parameter (default 1e-10)", 0, NULL},
+    {"eps-cor", "E", "correctness parameter (default 1e-15)", 0, NULL},
+    {"sample-bits", "K", "bits disclosed for estimation (default ~7 N^(2/3))", 0, NULL},
+    {"role", "alice|bob", "run one party only, over TCP", 0, NULL},
+    {"listen", "HOST:PORT", "with --role: wait for the peer here", 0, NULL},
+    {"connect", "HOST:PORT", "with --role: connect to the peer here", 0, NULL},
+    {"auth-key", "FILE", "with --role: pre-shared authentication key (bit file, consumed)", 0, NULL},
+    {"timeout", "SECONDS", "with --role: give up on a silent peer (default 30)", 0, NULL},
+    {"json", NULL, "print the report as JSON", 0, NULL},
+    {NULL, NULL, NULL, 0, NULL},
+};
+
+static double kagi__mbps(size_t bits, double s) { return s > 0 ? (double)bits / s / 1e6 : 0; }
+
+static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, int ok)
+{
+    const char *stage[4] = {"estimate", "reconcile", "verify", "amplify"};
+    size_t sbits[4] = {r->sifted_bits, r->reconciled_bits, r->reconciled_bits, r->reconciled_bits};
+    if (kagi_cli_flag(cmd, "json")) {
+        printf("{\"sifted_bits\": %zu, \"sample_bits\": %zu, \"sample_errors\": %zu, "
+               "\"qber\": %.6f, \"qber_upper\": %.6f, \"reconcile\": {\"bits\": %zu, "
+               "\"leak_bits\": %zu, \"errors_corrected\": %zu, \"efficiency\": %.4f, "
+               "\"channel_uses\": %zu}, \"verify\": {\"ok\": %s, \"tag_bits\": %u, "
+               "\"eps_cor\": %.3g}, \"auth_bits_consumed\": %zu, \"final_bits\": %zu, "
+               "\"throughput_mbps\": {",
+               r->sifted_bits, r->sample_bits, r->sample_errors, r->qber, r->qber_upper,
+               r->reconciled_bits, r->cascade.leak_bits, r->cascade.corrected, r->efficiency,
+               r->cascade.channel_uses, r->verify_ok ? "true" : "false", r->verify_tag_bits,
+               r->eps_cor, r->auth_bits_consumed, ok ? r->final_bits : 0);
+        for (int i = 0; i < 4; i++)
+            printf("%s\"%s\": %.1f", i ? ", " : "", stage[i], kagi__mbps(sbits[i], r->seconds[i]));
+        printf("}}\n");
+        return;
+    }
+    printf("sifted %zu bits, sample %zu bits with %zu errors: QBER %.3f%% (upper bound %.3f%%)\n",
+           r->sifted_bits, r->sample_bits, r->sample_errors, 100 * r->qber, 100 * r->qber_upper);
+    printf("reconciled %zu bits: %zu errors corrected, %zu parity bits disclosed, f = %.4f, "
+           "%zu round trips\n", r->reconciled_bits, r->cascade.corrected, r->cascade.leak_bits,
+           r->efficiency, r->cascade.channel_uses);
+    printf("verified with a %u-bit tag (eps_cor %.2g): %s\n", r->verify_tag_bits, r->eps_cor,
+           r->verify_ok ? "keys equal" : "MISMATCH");
+    printf("authentication: %zu secret bits spent on message tags\n", r->auth_bits_consumed);
+    if (ok) printf("final key: %zu bits\n", r->final_bits);
+    printf("throughput:");
+    for (int i = 0; i < 4; i++)
+        printf(" %s %.1f Mbit/s%s", stage[i], kagi__mbps(sbits[i], r->seconds[i]), i < 3 ? "," : "\n");
+}
+
+static int kagi__params(kagi_cli_cmd *cmd, kagi_distill_params *p, size_t *n)
+{
+    int rc;
+    memset(p, 0, sizeof *p);
+    if ((rc = kagi_cli_size(cmd, "bits", 1, n)) ||
+        (rc = kagi_cli_double(cmd, "eps-sec", 0, 1, &p->eps_sec)) ||
+        (rc = kagi_cli_double(cmd, "eps-cor", 0, 1, &p->eps_cor)) ||
+        (rc = kagi_cli_size(cmd, "sample-bits", 1, &p->sample_bits)))
+        return rc;
+    if (p->sample_bits && p->sample_bits >= *n)
+        return kagi_cli_usage_error(cmd, "--sample-bits %zu must be below --bits %zu",
+                                    p->sample_bits, *n);
+    return KAGI_EXIT_OK;
+}
+
+/* Both keys written or neither. */
+static int kagi__write_pair(const char *pa, const kagi_bits *a, const char *pb, const kagi_bits *b)
+{
+    int e = kagi_bits_write_file(pa, a);
+    if (!e) {
+        e = kagi_bits_write_file(pb, b);
+        if (e) unlink(pa);
+    }
+    return e;
+}
+
+static int kagi__local(kagi_cli_cmd *cmd)
+{
+    kagi_distill_params p;
+    size_t n;
+    int rc = kagi__params(cmd, &p, &n);
+    if (rc) return rc;
+    const char *need[] = {"alice", "bob", "out-alice", "out-bob"};
+    for (int i = 0; i < 4; i++)
+        if (!kagi_cli_get(cmd, need[i]))
+            return kagi_cli_usage_error(cmd, "missing required option '--%s FILE'", need[i]);
+    kagi_bits *a = NULL, *b = NULL, *fa = NULL, *fb = NULL;
+    kagi_distill_report ra, rb;
+    memset(&ra, 0, sizeof ra);
+    int e = kagi_bits_read_file(kagi_cli_get(cmd, "alice"), n, &a);
+    if (!e) e = kagi_bits_read_file(kagi_cli_get(cmd, "bob"), n, &b);
+    if (!e) e = kagi_distill_local(a, b, &p, &fa, &fb, &ra, &rb);
+    if (!e && (fa->n != fb->n || !kagi_ct_equal(fa->w, fb->w, KAGI_WORDS(fa->n) * 8)))
+        e = KAGI_ERR_VERIFY; /* cannot happen unless verification itself failed */
+    if (!e) e = kagi__write_pair(kagi_cli_get(cmd, "out-alice"), fa, kagi_cli_get(cmd, "out-bob"), fb);
+    if (!e) kagi__print(cmd, &ra, 1);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+    kagi_bits_free(fa);
+    kagi_bits_free(fb);
+    return e ? kagi_cli_fail(cmd, e) : KAGI_EXIT_OK;
+}
+
+/* Loads the pre-shared key and empties its file before any bit is used,
+ * so that a crash can lose authentication key but never reuse it. */
+static int kagi__auth_load(const char *path, kagi_bits **key)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return kagi_bits_read_file(path, 1, key); /* names the path and the cause */
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fclose(f);
+    /* Two hash keys and a few tags at the very least. */
+    if (sz < 128) {
+        fprintf(stderr, "kagi distill: %s: authentication key holds %ld bits, at least 1024 needed\n",
+                path, sz > 0 ? sz * 8 : 0L);
+        return KAGI_ERR_SHORT;
+    }
+    int e = kagi_bits_read_file(path, (size_t)sz * 8, key);
+    if (e) return e;
+    kagi_bits *none = NULL;
+    e = kagi_bits_new(&none, 0);
+    if (!e) e = kagi_bits_write_file(path, none);
+    kagi_bits_free(none);
+    return e;
+}
+
+static int kagi__role(kagi_cli_cmd *cmd, const char *role)
+{
+    kagi_distill_params p;
+    size_t n, timeout = 30;
+    int rc = kagi__params(cmd, &p, &n);
+    if (rc || (rc = kagi_cli_size(cmd, "timeout", 1, &timeout))) return rc;
+    int alice = strcmp(role, "alice") == 0;
+    if (!alice && strcmp(role, "bob") != 0)
+        return kagi_cli_usage_error(cmd, "--role: expected alice or bob, got '%s'", role);
+    const char *in = kagi_cli_get(cmd, alice ? "alice" : "bob");
+    const char *out = kagi_cli_get(cmd, alice ? "out-alice" : "out-bob");
+    const char *lis = kagi_cli_get(cmd, "listen"), *con = kagi_cli_get(cmd, "connect");
+    const char *ak = kagi_cli_get(cmd, "auth-key");
+    if (!in) return kagi_cli_usage_error(cmd, "--role %s needs '--%s FILE'", role, role);
+    if (!out) return kagi_cli_usage_error(cmd, "--role %s needs '--out-%s FILE'", role, role);
+    if (!ak) return kagi_cli_usage_error(cmd, "--role needs '--auth-key FILE'");
+    if (!lis == !con) return kagi_cli_usage_error(cmd, "--role needs exactly one of --listen and --connect");
+    kagi_bits *key = NULL, *auth = NULL, *final = NULL;
+    kagi_keypool *ab = NULL, *ba = NULL;
+    kagi_channel *ch = NULL;
+    kagi_distill_report r;
+    memset(&r, 0, sizeof r);
+    int e = kagi_bits_read_file(in, n, &key);
+    if (!e) e = kagi__auth_load(ak, &auth);
+    size_t half = auth ? auth->n / 2 / 64 * 64 : 0;
+    if (!e) e = kagi_keypool_new(&ab, auth->w, half);
+    if (!e) e = kagi_keypool_new(&ba, auth->w + half / 64, half);
+    if (!e) e = lis ? kagi_channel_tcp_listen(lis, (int)timeout, &ch)
+                    : kagi_channel_tcp_connect(con, (int)timeout, &ch);
+    if (!e) e = alice ? kagi_channel_auth(ch, ab, ba) : kagi_channel_auth(ch, ba, ab);
+    if (!e) e = alice ? kagi_distill_alice(ch, key, &p, &final, &r)
+                      : kagi_distill_bob(ch, key, &p, &final, &r);
+    if (!e) e = kagi_bits_write_file(out, final);
+    if (ab && ba && !e) {
+        /* Give back the authentication bits no message used, in the same
+         * order on both sides: what is left of A->B, then of B->A. */
+        kagi_bits *ra = NULL, *rb = NULL, *left = NULL;
+        int e2 = kagi_keypool_remainder(ab, &ra);
+        if (!e2) e2 = kagi_keypool_remainder(ba, &rb);
+        if (!e2) e2 = kagi_bits_new(&left, ra->n + rb->n);
+        for (size_t i = 0; !e2 && i < ra->n; i++) kagi_bits_set(left, i, kagi_bits_get(ra, i));
+        for (size_t i = 0; !e2 && i < rb->n; i++) kagi_bits_set(left, ra->n + i, kagi_bits_get(rb, i));
+        if (!e2) e2 = kagi_bits_write_file(ak, left);
+        if (e2) fprintf(stderr, "kagi distill: warning: could not return unused authentication key: %s\n",
+                        kagi_errdetail());
+        kagi_bits_free(ra);
+        kagi_bits_free(rb);
+        kagi_bits_free(left);
+    }
+    if (!e) kagi__print(cmd, &r, 1);
+    kagi_channel_free(ch);
+    kagi_keypool_free(ab);
+    kagi_keypool_free(ba);
+    kagi_bits_free(auth);
+    kagi_bits_free(key);
+    kagi_bits_free(final);
+    return e ? kagi_cli_fail(cmd, e) : KAGI_EXIT_OK;
+}
+
+static int kagi__run(kagi_cli_cmd *cmd)
+{
+    const char *role = kagi_cli_get(cmd, "role");
+    if (role) return kagi__role(cmd, role);
+    if (kagi_cli_get(cmd, "listen") || kagi_cli_get(cmd, "connect") || kagi_cli_get(cmd, "auth-key"))
+        return kagi_cli_usage_error(cmd, "--listen, --connect and --auth-key need --role");
+    return kagi__local(cmd);
+}
+
+kagi_cli_cmd kagi_cmd_distill = {
+    "distill", "the whole pipeline: estimate, reconcile, verify, amplify",
+    "--alice A --bob B --bits N --out-alice FA --out-bob FB [--eps-sec E] [--eps-cor E] [--json]\n"
+    "       kagi distill --role alice|bob --listen|--connect HOST:PORT --auth-key F\n"
+    "                    --alice A --out-alice FA | --bob B --out-bob FB --bits N [...]",
+    "In one process Alice and Bob run in two threads over an in-memory channel\n"
+    "with a fresh random authentication key. With --role each runs in its own\n"
+    "process over TCP; both read the same pre-shared --auth-key file, whose\n"
+    "first half authenticates Alice's messages and second half Bob's. The\n"
+    "file is emptied before the run and rewritten with the unused bits after\n"
+    "a successful one, so no authentication bit is ever used twice.\n"
+    "Exit 3 with no key file when the QBER leaves no key, verification\n"
+    "fails or a message fails authentication.",
+    kagi__opts, kagi__run};

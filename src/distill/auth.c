@@ -115,6 +115,21 @@ static inline void kagi__horner128(uint64_t acc[2], const uint64_t h[2], uint64_
     kagi_gf128_mul(acc, acc, h);
 }
 
+/* Horner steps over msg's 16-byte blocks (the last one zero-padded). */
+static void kagi__absorb_blocks(uint64_t acc[2], const uint64_t h[2], const void *msg, size_t len)
+{
+    const uint8_t *p = msg;
+    size_t full = len / 16, tail = len % 16;
+    for (size_t i = 0; i < full; i++, p += 16)
+        kagi__horner128(acc, h, kagi__le64(p), kagi__le64(p + 8));
+    if (tail) {
+        uint8_t buf[16] = {0};
+        memcpy(buf, p, tail);
+        kagi__horner128(acc, h, kagi__le64(buf), kagi__le64(buf + 8));
+        kagi__wipe(buf, sizeof buf);
+    }
+}
+
 void kagi_polyhash128(const uint64_t h[2], const void *msg, size_t len, uint64_t out[2])
 {
     const uint8_t *p = msg;
@@ -270,7 +285,10 @@ int kagi_keypool_remainder(const kagi_keypool *p, kagi_bits **out)
 struct kagi_mac {
     kagi_keypool *pool; /* borrowed */
     uint64_t h[2];      /* hash key H, secret */
-    uint64_t msgs;      /* messages tagged or checked, each with its own pad */
+    uint64_t msgs;      /* messages seen, tagged or absorbed (for error details) */
+    uint64_t tags;      /* tags made or checked, each with its own pad */
+    uint64_t acc[2];    /* hash state over messages absorbed since the last tag */
+    size_t absorbed;    /* how many */
 };
 
 int kagi_mac_new(kagi_mac **out, kagi_keypool *pool)
@@ -310,13 +328,32 @@ static int kagi__mac_compute(kagi_mac *m, const void *msg, size_t len, uint8_t w
                          "mac: message %llu: 128 pad bits needed, %zu left in the pool",
                          (unsigned long long)m->msgs + 1, kagi_keypool_left(m->pool));
     m->msgs++;
-    uint64_t hv[2];
-    kagi_polyhash128(m->h, msg, len, hv);
+    m->tags++;
+    /* Absorbed messages come first: blocks then a marked length block
+     * each, then this one as in kagi_polyhash128. With nothing absorbed
+     * the tag is exactly poly_H(msg). */
+    uint64_t hv[2] = {m->acc[0], m->acc[1]};
+    kagi_wipe(m->acc, sizeof m->acc);
+    m->absorbed = 0;
+    kagi__absorb_blocks(hv, m->h, msg, len);
+    kagi__horner128(hv, m->h, (uint64_t)len << 3, (uint64_t)len >> 61);
     kagi__st64(want, hv[0]);
     kagi__st64(want + 8, hv[1]);
     for (int i = 0; i < 16; i++) want[i] ^= pad[i];
     kagi__wipe(hv, sizeof hv);
     kagi__wipe(pad, sizeof pad);
+    return KAGI_OK;
+}
+
+int kagi_mac_absorb(kagi_mac *m, const void *msg, size_t len)
+{
+    kagi__absorb_blocks(m->acc, m->h, msg, len);
+    /* The top bit marks an absorbed message's length block, which keeps
+     * the encoding of a transcript unambiguous (an empty message still adds
+     * a non-zero block, and the final, unmarked one ends the parse). */
+    kagi__horner128(m->acc, m->h, (uint64_t)len << 3, ((uint64_t)len >> 61) | ((uint64_t)1 << 63));
+    m->absorbed++;
+    m->msgs++;
     return KAGI_OK;
 }
 
@@ -335,7 +372,7 @@ int kagi_mac_check(kagi_mac *m, const void *msg, size_t len, const uint8_t tag[1
     return KAGI_OK;
 }
 
-size_t kagi_mac_bits_consumed(const kagi_mac *m) { return 128 + 128 * (size_t)m->msgs; }
+size_t kagi_mac_bits_consumed(const kagi_mac *m) { return 128 + 128 * (size_t)m->tags; }
 
 double kagi_mac_epsilon(size_t len)
 {

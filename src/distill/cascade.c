@@ -63,16 +63,26 @@ static size_t kagi__first_set(const uint64_t *w, const uint64_t *neg, size_t lo,
 }
 
 /* In-place transpose of a 64x64 bit matrix: bit c of a[r] <-> bit r of a[c]. */
+static inline void kagi__transpose_round(uint64_t *a, unsigned j, uint64_t m)
+{
+    for (unsigned k0 = 0; k0 < 64; k0 += 2 * j)
+        for (unsigned k = k0; k < k0 + j; k++) {
+            uint64_t t = ((a[k] >> j) ^ a[k + j]) & m;
+            a[k] ^= t << j;
+            a[k + j] ^= t;
+        }
+}
+
+/* Rounds with constant strides: the compiler unrolls and vectorises them
+ * (about 4x fewer instructions than one loop over variable strides). */
 static void kagi__transpose64(uint64_t *a)
 {
-    uint64_t m = 0x00000000FFFFFFFFull;
-    for (unsigned j = 32; j; j >>= 1, m ^= m << j) {
-        for (unsigned k = 0; k < 64; k = ((k | j) + 1) & ~j) {
-            uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
-            a[k] ^= t << j;
-            a[k | j] ^= t;
-        }
-    }
+    kagi__transpose_round(a, 32, 0x00000000FFFFFFFFull);
+    kagi__transpose_round(a, 16, 0x0000FFFF0000FFFFull);
+    kagi__transpose_round(a, 8, 0x00FF00FF00FF00FFull);
+    kagi__transpose_round(a, 4, 0x0F0F0F0F0F0F0F0Full);
+    kagi__transpose_round(a, 2, 0x3333333333333333ull);
+    kagi__transpose_round(a, 1, 0x5555555555555555ull);
 }
 
 static void kagi__shuffle32(uint32_t *p, uint32_t n, kagi_rng *r)
@@ -101,6 +111,10 @@ typedef struct kagi__layout {
     uint32_t *s1[KAGI__MAX_BLOCK_PASSES], *s2[KAGI__MAX_BLOCK_PASSES];
     uint32_t *s1i[KAGI__MAX_BLOCK_PASSES], *s2i[KAGI__MAX_BLOCK_PASSES];
     uint64_t *real[KAGI__MAX_BLOCK_PASSES]; /* member bits of each block tree */
+    /* Blocks inside [0, Nv) whose bits are all members: searches there
+     * skip member counting. One bit per block. */
+    uint64_t *full[KAGI__MAX_BLOCK_PASSES];
+    size_t top_leak;      /* top-level parities that hold key bits */
     uint64_t *masks;      /* extra * W words: the halves S_j (within real) */
 } kagi__layout;
 
@@ -113,6 +127,7 @@ static void kagi__layout_free(kagi__layout *l)
         free(l->s1i[t]);
         free(l->s2i[t]);
         free(l->real[t]);
+        free(l->full[t]);
     }
     free(l->masks);
     free(l);
@@ -174,7 +189,8 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
     int bad = 0;
     for (unsigned t = 0; t < l->nbt; t++) {
         l->real[t] = calloc(W, 8);
-        bad |= !l->real[t];
+        l->full[t] = calloc((l->nblocks[t] + 63) / 64, 8);
+        bad |= !l->real[t] || !l->full[t];
         if (t == 0) continue;
         l->s1[t] = malloc(W * sizeof(uint32_t));
         l->s2[t] = malloc(W * sizeof(uint32_t));
@@ -203,6 +219,16 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
         kagi__permute(l, t, l->real[0], l->real[t], tmp);
     }
     free(tmp);
+    l->top_leak = l->extra;
+    for (unsigned t = 0; t < l->nbt; t++) {
+        size_t k = (size_t)1 << l->bl[t];
+        for (size_t b = 0; b < l->nblocks[t]; b++) {
+            size_t lo = b * k, hi = lo + k > l->Nv ? l->Nv : lo + k;
+            size_t m = kagi__popcount_range(l->real[t], lo, hi);
+            l->top_leak += m != 0;
+            if (m == k) l->full[t][b >> 6] |= (uint64_t)1 << (b & 63);
+        }
+    }
     /* The halves: splitmix64 of a counter, which vectorises (public data). */
     uint64_t key = kagi_rng_next(&r);
     for (uint32_t j = 0; j < l->extra; j++)
@@ -275,24 +301,30 @@ static void kagi__views_free(kagi__views *v, const kagi__layout *l)
 /* Alice fills every block view at once (full); Bob fills only x and
  * builds the others when their pass starts, so corrections made before
  * then touch one view instead of all of them. The halves S_j get no view:
- * their parities are taken from x and the mask on the fly (few queries). */
+ * their parities are taken from x and the mask on the fly (few queries).
+ * Views already allocated for this layout (a closed frame's) are reused:
+ * every word is rewritten, and fresh pages would cost a fault each. */
 static int kagi__views_build(kagi__views *v, const kagi__layout *l, const kagi_bits *key, size_t off,
                              int full)
 {
     size_t W = l->W;
-    v->x = calloc(W, 8);
-    v->pv[0] = v->x;
-    int bad = 0;
-    for (unsigned t = 1; t < l->nbt; t++) bad |= !(v->pv[t] = malloc(W * 8));
-    uint64_t *tmp = full ? malloc(W * 8) : NULL;
-    if (!v->x || bad || (full && !tmp)) {
-        free(tmp);
-        kagi__views_free(v, l);
-        return kagi__err(KAGI_ERR_NOMEM, "out of memory for frame views");
+    if (!v->x) {
+        v->x = malloc(W * 8);
+        v->pv[0] = v->x;
+        int bad = !v->x;
+        for (unsigned t = 1; t < l->nbt; t++) bad |= !(v->pv[t] = malloc(W * 8));
+        if (bad) {
+            kagi__views_free(v, l);
+            return kagi__err(KAGI_ERR_NOMEM, "out of memory for frame views");
+        }
     }
+    uint64_t *tmp = full ? malloc(W * 8) : NULL;
+    KAGI__FAIL_IF(full && !tmp, KAGI_ERR_NOMEM, "out of memory for frame views");
     /* Frames start on word boundaries (frame_bits is a multiple of 4096). */
-    memcpy(v->x, key->w + off / 64, KAGI_WORDS(l->L) * 8);
-    for (size_t i = 0; i < W; i++) v->x[i] &= l->real[0][i];
+    size_t kw = KAGI_WORDS(l->L);
+    memcpy(v->x, key->w + off / 64, kw * 8);
+    memset(v->x + kw, 0, (W - kw) * 8);
+    for (size_t i = 0; i < kw; i++) v->x[i] &= l->real[0][i];
     for (unsigned t = 1; full && t < l->nbt; t++) kagi__permute(l, t, v->x, v->pv[t], tmp);
     if (tmp) kagi__wipe(tmp, W * 8);
     free(tmp);
@@ -327,6 +359,27 @@ static inline int kagi__parity(const uint64_t *w, const uint64_t *mk, size_t lo,
     uint64_t acc = (w[a] & mk[a] & mlo) ^ (w[b] & mk[b] & mhi);
     for (size_t i = a + 1; i < b; i++) acc ^= w[i] & mk[i];
     return __builtin_parityll(acc);
+}
+
+/* Word whose parity is that of the aligned range [lo, lo + 2^sh) of w. */
+static inline uint64_t kagi__span_xor(const uint64_t *w, size_t lo, unsigned sh)
+{
+    if (sh < 6) return w[lo >> 6] & ((((uint64_t)1 << (1u << sh)) - 1) << (lo & 63));
+    const uint64_t *p = w + (lo >> 6);
+    uint64_t acc = 0;
+    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) acc ^= p[i];
+    return acc;
+}
+
+static inline size_t kagi__span_pop(const uint64_t *w, size_t lo, unsigned sh)
+{
+    if (sh < 6)
+        return (size_t)__builtin_popcountll(w[lo >> 6] &
+                                            ((((uint64_t)1 << (1u << sh)) - 1) << (lo & 63)));
+    const uint64_t *p = w + (lo >> 6);
+    size_t c = 0;
+    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) c += (size_t)__builtin_popcountll(p[i]);
+    return c;
 }
 
 static int kagi__view_parity(const kagi__layout *l, const kagi__views *v, uint32_t t, size_t lo,
@@ -482,6 +535,10 @@ struct kagi_cascade_alice {
     const kagi__session *peer; /* Bob's, when both run here: reuse its layouts */
     int begun, finished;
     kagi__views *views;  /* per frame; x == NULL when not open */
+    /* Views of closed frames, kept for the next frames of the same layout. */
+    kagi__views spare[KAGI__INFLIGHT];
+    const kagi__layout *spare_l[KAGI__INFLIGHT];
+    size_t nspare;
     size_t leak;
 };
 
@@ -500,6 +557,7 @@ void kagi_cascade_alice_free(kagi_cascade_alice *a)
         for (size_t f = 0; f < a->s.nframes; f++)
             if (a->views[f].x) kagi__views_free(&a->views[f], kagi__frame_layout(&a->s, f));
     free(a->views);
+    for (size_t i = 0; i < a->nspare; i++) kagi__views_free(&a->spare[i], a->spare_l[i]);
     kagi__session_clear(&a->s);
     free(a);
 }
@@ -569,6 +627,14 @@ int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t 
         KAGI__FAIL_IF(r.err || f >= a->s.nframes || a->views[f].x, KAGI_ERR_PROTO,
                       "cascade: bad frame %u to open", f);
         const kagi__layout *l = kagi__frame_layout(&a->s, f);
+        for (size_t k = 0; k < a->nspare; k++)
+            if (a->spare_l[k] == l) {
+                a->views[f] = a->spare[k];
+                a->nspare--;
+                a->spare[k] = a->spare[a->nspare];
+                a->spare_l[k] = a->spare_l[a->nspare];
+                break;
+            }
         KAGI__TRY(kagi__views_build(&a->views[f], l, a->key, (size_t)f * a->s.p.frame_bits, 1));
         size_t nt = kagi__top_count(l);
         uint8_t *dst = kagi_buf_grow(out, (nt + 7) / 8);
@@ -596,9 +662,9 @@ int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t 
                 uint64_t h = (uint32_t)n[1] | (uint32_t)n[2] << 8 | (uint32_t)n[3] << 16 |
                              (uint32_t)n[4] << 24;
                 if (h && h < 2 * l->T) {
-                    size_t plo, phi;
-                    kagi__node_range(l, h, &plo, &phi);
-                    __builtin_prefetch(a->views[f].pv[n[0]] + (plo >> 6));
+                    unsigned lev = 63u - (unsigned)__builtin_clzll(h);
+                    size_t plo = (size_t)(h - ((uint64_t)1 << lev)) << (l->logT - lev);
+                    if (plo < l->Nv) __builtin_prefetch(a->views[f].pv[n[0]] + (plo >> 6));
                 }
             }
             uint8_t t = qb[0];
@@ -606,9 +672,18 @@ int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t 
                          (uint32_t)qb[4] << 24;
             KAGI__FAIL_IF(t >= l->ntrees || h == 0 || h >= 2 * l->T, KAGI_ERR_PROTO,
                           "cascade: bad query %u of frame %u", q, f);
-            size_t lo, hi;
-            kagi__node_range(l, h, &lo, &hi);
-            dst[q >> 3] |= (uint8_t)(kagi__view_parity(l, &a->views[f], t, lo, hi) << (q & 7));
+            unsigned lev = 31u - (unsigned)__builtin_clz(h), sh = l->logT - lev;
+            size_t lo = (size_t)(h - ((uint32_t)1 << lev)) << sh;
+            int par;
+            if (t < l->nbt && lo + ((size_t)1 << sh) <= l->Nv) {
+                /* Block trees, nearly every query: an aligned run of the view. */
+                par = __builtin_parityll(kagi__span_xor(a->views[f].pv[t], lo, sh));
+            } else {
+                size_t hi;
+                kagi__node_range(l, h, &lo, &hi);
+                par = kagi__view_parity(l, &a->views[f], t, lo, hi);
+            }
+            dst[q >> 3] |= (uint8_t)(par << (q & 7));
         }
         a->leak += nq;
     }
@@ -617,7 +692,14 @@ int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t 
         uint32_t f = kagi_rd_u32(&r);
         KAGI__FAIL_IF(r.err || f >= a->s.nframes || !a->views[f].x, KAGI_ERR_PROTO,
                       "cascade: bad frame %u to close", f);
-        kagi__views_free(&a->views[f], kagi__frame_layout(&a->s, f));
+        const kagi__layout *l = kagi__frame_layout(&a->s, f);
+        if (a->nspare < KAGI__INFLIGHT) {
+            a->spare_l[a->nspare] = l;
+            a->spare[a->nspare++] = a->views[f];
+            memset(&a->views[f], 0, sizeof a->views[f]);
+        } else {
+            kagi__views_free(&a->views[f], l);
+        }
     }
     KAGI__FAIL_IF(r.err || r.off != r.len, KAGI_ERR_PROTO,
                   "cascade: malformed message from Bob (%zu of %zu bytes parsed)", r.off, r.len);
@@ -650,13 +732,17 @@ typedef struct kagi__bframe {
     /* Block trees: known and value bits in block-local order (kv_index). */
     uint64_t *kv[KAGI__MAX_BLOCK_PASSES];
     kagi__pmap pm;
-    uint8_t *errpar[KAGI__MAX_BLOCK_PASSES], *active[KAGI__MAX_BLOCK_PASSES];
+    /* Per block of each block tree: byte 2b its error parity (Alice xor
+     * Bob), byte 2b+1 whether a search runs on it; side by side, so a
+     * correction touches one line per tree. */
+    uint8_t *bst[KAGI__MAX_BLOCK_PASSES];
     uint8_t *xerr, *xact;        /* per extra tree */
     uint8_t *started;            /* per pass */
     kagi__search *s;
     size_t ns, cap;
     kagi__query *q;
     size_t nq, qcap;
+    const uint8_t *ans;          /* Alice's answers to q, while Bob handles them */
     uint32_t pass, wave;         /* next wave to release */
     size_t corrected;
     size_t wave_size;            /* searches started by the last release */
@@ -670,6 +756,10 @@ struct kagi_cascade_bob {
     size_t next_open, nopen_now;
     uint32_t *opening; /* frames opened by the last message, in order */
     size_t nopening;
+    /* Closed frames whose buffers wait for the next frame of their layout:
+     * clearing them costs less than faulting in fresh pages. */
+    kagi__bframe spare[KAGI__INFLIGHT];
+    size_t nspare;
     int state;  /* 0 new, 1 running, 2 done */
     kagi_cascade_stats st;
 };
@@ -751,12 +841,12 @@ static inline int kagi__learn(kagi__bframe *F, uint32_t t, uint64_t h, int val)
 
 static uint8_t *kagi__errpar(kagi__bframe *F, uint32_t t, size_t b)
 {
-    return t < F->l->nbt ? &F->errpar[t][b] : &F->xerr[t - F->l->nbt];
+    return t < F->l->nbt ? &F->bst[t][2 * b] : &F->xerr[t - F->l->nbt];
 }
 
 static uint8_t *kagi__active(kagi__bframe *F, uint32_t t, size_t b)
 {
-    return t < F->l->nbt ? &F->active[t][b] : &F->xact[t - F->l->nbt];
+    return t < F->l->nbt ? &F->bst[t][2 * b + 1] : &F->xact[t - F->l->nbt];
 }
 
 
@@ -783,13 +873,17 @@ static int kagi__start_search(kagi__bframe *F, uint32_t t, size_t b)
 static int kagi__correct(kagi__bframe *F, size_t i)
 {
     const kagi__layout *l = F->l;
-    F->corrected++;
+    /* Every correction of a consistent run removes one error, so more
+     * than L of them means answers that contradict each other (a bug or a
+     * forged message not yet caught by its tag): stop before looping. */
+    KAGI__FAIL_IF(++F->corrected > l->L, KAGI_ERR_RECONCILE,
+                  "cascade: more corrections than bits in a frame; the parities disagree");
     for (uint32_t t = 0; t < l->nbt && F->started[t]; t++) {
         size_t v = kagi__fwd(l, t, i), b = v >> l->bl[t];
         F->v.pv[t][v >> 6] ^= (uint64_t)1 << (v & 63);
-        uint8_t *e = &F->errpar[t][b];
+        uint8_t *e = &F->bst[t][2 * b];
         *e ^= 1;
-        if (*e && !F->active[t][b]) KAGI__TRY(kagi__start_search(F, t, b));
+        if (*e && !e[1]) KAGI__TRY(kagi__start_search(F, t, b));
     }
     for (uint32_t j = 0; j < l->extra && F->started[l->nbt + j]; j++) {
         int in = (int)((l->masks[(size_t)j * l->W + (i >> 6)] >> (i & 63)) & 1);
@@ -825,10 +919,104 @@ static int kagi__end_search(kagi__bframe *F, size_t si)
     return KAGI_OK;
 }
 
+/* Members of the aligned range [lo, lo + 2^sh) of block tree t. Tree 0's
+ * members are the bits below L; full blocks need no count at all. */
+static inline size_t kagi__span_members(const kagi__layout *l, uint32_t t, int full, size_t lo,
+                                        unsigned sh)
+{
+    size_t size = (size_t)1 << sh;
+    if (full) return size;
+    if (t == 0) return lo >= l->L ? 0 : l->L - lo < size ? l->L - lo : size;
+    return kagi__span_pop(l->real[t], lo, sh);
+}
+
+/* kagi__advance for a block tree whose block lies inside [0, Nv), so no
+ * range is clipped. Same decisions as the generic loop, but the node's
+ * range, members and known-map index are carried from step to step: the
+ * node's own parity is checked only on entry (a child chosen below always
+ * differs from Alice, and its member count follows from the parent's). */
+static int kagi__advance_block(kagi__bframe *F, size_t si)
+{
+    const kagi__layout *l = F->l;
+    kagi__search *s = &F->s[si];
+    const uint32_t t = s->tree;
+    const unsigned logT = l->logT, bl = l->bl[t];
+    const uint64_t *v = F->v.pv[t];
+    uint64_t *kv = F->kv[t];
+    const size_t b = s->block, kbase = (size_t)b << (bl + 1);
+    const int full = (int)((l->full[t][b >> 6] >> (b & 63)) & 1);
+    uint64_t h = s->node;
+    unsigned lev = 63u - (unsigned)__builtin_clzll(h), sh = logT - lev;
+    size_t lo = (size_t)(h - ((uint64_t)1 << lev)) << sh;
+    /* Local heap index of h inside its block (the known-map index). */
+    size_t u = ((size_t)1 << (lev - (logT - bl))) | (size_t)(h & (((uint64_t)1 << (lev - (logT - bl))) - 1));
+    unsigned apar = s->apar;
+    if (!((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ apar))
+        return kagi__end_search(F, si);
+    size_t m = kagi__span_members(l, t, full, lo, sh);
+    for (;;) {
+        if (m == 1) {
+            size_t p;
+            if (t == 0) p = lo;
+            else p = kagi__inv(l, t, sh ? kagi__first_set(l->real[t], NULL, lo, lo + ((size_t)1 << sh)) : lo);
+            KAGI__TRY(kagi__correct(F, p));
+            return kagi__end_search(F, si);
+        }
+        sh--;
+        size_t ml = kagi__span_members(l, t, full, lo, sh);
+        if (ml == 0) { /* all members on the right: same parity, same count */
+            h = 2 * h + 1;
+            u = 2 * u + 1;
+            lo += (size_t)1 << sh;
+            continue;
+        }
+        if (ml == m) {
+            h = 2 * h;
+            u = 2 * u;
+            continue;
+        }
+        size_t il = kbase | (2 * u), ir = il | 1;
+        const uint64_t *wl = kv + 2 * (il >> 6), *wr = kv + 2 * (ir >> 6);
+        unsigned pl;
+        if ((wl[0] >> (il & 63)) & 1) {
+            pl = (unsigned)(wl[1] >> (il & 63)) & 1;
+        } else if ((wr[0] >> (ir & 63)) & 1) {
+            pl = apar ^ ((unsigned)(wr[1] >> (ir & 63)) & 1);
+            kv[2 * (il >> 6)] |= (uint64_t)1 << (il & 63);
+            kv[2 * (il >> 6) + 1] |= (uint64_t)pl << (il & 63);
+        } else {
+            s->node = h;
+            s->apar = (uint8_t)apar;
+            KAGI__TRY(kagi__push_query(F, t, 2 * h, si));
+            F->s[si].waiting = 1;
+            return KAGI_OK;
+        }
+        if ((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ pl) {
+            h = 2 * h;
+            u = 2 * u;
+            apar = pl;
+            m = ml;
+        } else {
+            h = 2 * h + 1;
+            u = 2 * u + 1;
+            lo += (size_t)1 << sh;
+            apar ^= pl;
+            m -= ml;
+            kv[2 * (ir >> 6)] |= (uint64_t)1 << (ir & 63);
+            kv[2 * (ir >> 6) + 1] |= (uint64_t)apar << (ir & 63);
+        }
+    }
+}
+
 /* Descend as far as known parities allow; stop at a query or the end. */
 static int kagi__advance(kagi__bframe *F, size_t si)
 {
     const kagi__layout *l = F->l;
+    {
+        const kagi__search *s = &F->s[si];
+        if (s->tree < l->nbt && ((size_t)(s->block + 1) << l->bl[s->tree]) <= l->Nv)
+            return kagi__advance_block(F, si);
+    }
     for (;;) {
         kagi__search *s = &F->s[si];
         uint32_t t = s->tree;
@@ -901,8 +1089,7 @@ static void kagi__bframe_free(kagi__bframe *F)
     if (F->l && F->v.x) kagi__views_free(&F->v, F->l);
     for (unsigned t = 0; t < KAGI__MAX_BLOCK_PASSES; t++) {
         free(F->kv[t]);
-        free(F->errpar[t]);
-        free(F->active[t]);
+        free(F->bst[t]);
     }
     free(F->pm.slot);
     free(F->xerr);
@@ -923,22 +1110,63 @@ static int kagi__bframe_open(kagi_cascade_bob *B, size_t f)
 {
     kagi__bframe *F = &B->fr[f];
     const kagi__layout *l = kagi__frame_layout(&B->s, f);
+    for (size_t k = 0; k < B->nspare; k++)
+        if (B->spare[k].l == l) {
+            size_t corrected = F->corrected;
+            *F = B->spare[k];
+            F->corrected = corrected;
+            B->spare[k] = B->spare[--B->nspare];
+            break;
+        }
     F->l = l;
     KAGI__TRY(kagi__views_build(&F->v, l, B->key, f * B->s.p.frame_bits, 0));
     for (unsigned t = 0; t < l->nbt; t++) {
         size_t hw = ((l->nblocks[t] << (l->bl[t] + 1)) + 63) / 64;
-        F->kv[t] = calloc(2 * hw, 8);
-        F->errpar[t] = calloc(l->nblocks[t], 1);
-        F->active[t] = calloc(l->nblocks[t], 1);
-        if (!F->kv[t] || !F->errpar[t] || !F->active[t])
+        if (!F->kv[t]) F->kv[t] = malloc(2 * hw * 8);
+        if (!F->bst[t]) F->bst[t] = malloc(2 * l->nblocks[t]);
+        if (!F->kv[t] || !F->bst[t])
             return kagi__err(KAGI_ERR_NOMEM, "out of memory");
+        /* Cleared now rather than calloc'd: untouched pages would fault on
+         * first use, twice (read, then write), and drop the prefetches. */
+        memset(F->kv[t], 0, 2 * hw * 8);
+        memset(F->bst[t], 0, 2 * l->nblocks[t]);
     }
-    F->xerr = calloc(2 * l->extra + 1, 1);
-    F->xact = calloc(2 * l->extra + 1, 1);
-    F->started = calloc(l->nbt + l->extra, 1);
+    if (!F->xerr) F->xerr = malloc(2 * l->extra + 1);
+    if (!F->xact) F->xact = malloc(2 * l->extra + 1);
+    if (!F->started) F->started = malloc(l->nbt + l->extra);
     KAGI__FAIL_IF(!F->xerr || !F->xact || !F->started, KAGI_ERR_NOMEM, "out of memory");
+    memset(F->xerr, 0, 2 * l->extra + 1);
+    memset(F->xact, 0, 2 * l->extra + 1);
+    memset(F->started, 0, l->nbt + l->extra);
+    if (F->pm.slot) memset(F->pm.slot, 0, F->pm.cap * 8);
+    F->pm.used = 0;
+    F->ns = F->nq = 0;
+    F->pass = F->wave = 0;
+    F->wave_size = 0;
+    F->done = 0;
+    F->ans = NULL;
     F->open = 1;
     return KAGI_OK;
+}
+
+/* A closed frame's buffers go to the spares (or are freed); F keeps only
+ * its layout, count and done flag. */
+static void kagi__bframe_park(kagi_cascade_bob *B, kagi__bframe *F)
+{
+    if (B->nspare == KAGI__INFLIGHT) {
+        kagi__bframe_free(F);
+        return;
+    }
+    kagi__bframe *S = &B->spare[B->nspare++];
+    *S = *F;
+    S->open = 0;
+    const kagi__layout *l = F->l;
+    size_t corrected = F->corrected;
+    int done = F->done;
+    memset(F, 0, sizeof *F);
+    F->l = l;
+    F->corrected = corrected;
+    F->done = done;
 }
 
 /* Alice's top-level parities arrive: learn them, set error parities. */
@@ -948,19 +1176,16 @@ static int kagi__bframe_top(kagi__bframe *F, const uint8_t *bits, size_t *leak)
     size_t i = 0;
     int total = 0;
     for (uint32_t t = 0; t < l->nbt; t++) {
-        size_t k = (size_t)1 << l->bl[t];
         for (size_t b = 0; b < l->nblocks[t]; b++, i++) {
             int ap = (bits[i >> 3] >> (i & 7)) & 1;
-            size_t lo = b * k, hi = lo + k > l->Nv ? l->Nv : lo + k;
             if (t == 0) total ^= ap;
-            if (kagi__members(l, t, lo, hi)) (*leak)++;
             KAGI__TRY(kagi__learn(F, t, kagi__block_node(l, t, b), ap));
         }
     }
+    *leak += l->top_leak; /* padding-only blocks are not counted */
     for (uint32_t j = 0; j < l->extra; j++, i++) {
         int ap = (bits[i >> 3] >> (i & 7)) & 1;
         uint32_t t = l->nbt + 2 * j;
-        (*leak)++;
         KAGI__TRY(kagi__learn(F, t, 1, ap));
         KAGI__TRY(kagi__learn(F, t + 1, 1, ap ^ total));
     }
@@ -986,7 +1211,7 @@ static int kagi__begin_pass(kagi__bframe *F, uint32_t p)
             size_t lo = b * k, hi = lo + k > l->Nv ? l->Nv : lo + k;
             int ap = 0;
             (void)kagi__known(F, p, kagi__block_node(l, p, b), &ap);
-            F->errpar[p][b] = (uint8_t)(ap ^ kagi__parity(F->v.pv[p], NULL, lo, hi));
+            F->bst[p][2 * b] = (uint8_t)(ap ^ kagi__parity(F->v.pv[p], NULL, lo, hi));
         }
         return KAGI_OK;
     }
@@ -1030,7 +1255,7 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
             size_t nb = l->nblocks[p], per = (nb + nw - 1) / nw;
             size_t b0 = (size_t)w * per, b1 = b0 + per > nb ? nb : b0 + per;
             for (size_t b = b0; b < b1; b++)
-                if (F->errpar[p][b] && !F->active[p][b]) {
+                if (F->bst[p][2 * b] && !F->bst[p][2 * b + 1]) {
                     *rc = kagi__start_search(F, p, b);
                     if (*rc) return 0;
                 }
@@ -1048,13 +1273,28 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
 
 /* Runs every search of a frame until each waits for an answer or the
  * frame is done. */
-static int kagi__bframe_step(kagi__bframe *F, uint32_t waves)
+static int kagi__bframe_step(kagi__bframe *F, uint32_t waves, const uint8_t *ans)
 {
+    /* Every live search waits on query i == its index (see the refresh
+     * below). Learning answer i right before advancing search i keeps the
+     * block's lines hot, and decides exactly as learning all answers first:
+     * a search reads only its own block's known parities. Queries pushed
+     * meanwhile land at indices <= i, already consumed. */
+    size_t nans = ans ? F->nq : 0;
+    F->nq = 0;
     for (;;) {
         for (size_t i = 0; i < F->ns; i++) {
             if (i + KAGI__AHEAD < F->ns) kagi__prefetch_search(F, &F->s[i + KAGI__AHEAD]);
+            if (i < nans) {
+                const kagi__query Q = F->q[i];
+                KAGI__FAIL_IF(Q.search != i || !F->s[i].waiting, KAGI_ERR_RECONCILE,
+                              "cascade: query %zu out of step", i);
+                KAGI__TRY(kagi__learn(F, Q.tree, Q.node, (ans[i >> 3] >> (i & 7)) & 1));
+                F->s[i].waiting = 0;
+            }
             if (!F->s[i].dead && !F->s[i].waiting) KAGI__TRY(kagi__advance(F, i));
         }
+        nans = 0;
         size_t k = 0;
         for (size_t i = 0; i < F->ns; i++)
             if (!F->s[i].dead) F->s[k++] = F->s[i];
@@ -1118,6 +1358,7 @@ void kagi_cascade_bob_free(kagi_cascade_bob *B)
     if (!B) return;
     if (B->fr)
         for (size_t f = 0; f < B->s.nframes; f++) kagi__bframe_free(&B->fr[f]);
+    for (size_t i = 0; i < B->nspare; i++) kagi__bframe_free(&B->spare[i]);
     free(B->fr);
     free(B->opening);
     kagi__session_clear(&B->s);
@@ -1144,7 +1385,7 @@ static int kagi__bob_emit(kagi_cascade_bob *B, kagi_buf *out, int *done)
             dst[full] = (dst[full] & ~m) | (F->v.x[full] & m);
         }
         B->st.corrected += F->corrected;
-        kagi__bframe_free(F);
+        kagi__bframe_park(B, F);
         B->nopen_now--;
         kagi_buf_u32(&tmpc, (uint32_t)f);
         nclose++;
@@ -1228,27 +1469,18 @@ int kagi_cascade_bob_handle(kagi_cascade_bob *B, const uint8_t *msg, size_t len,
     }
     for (size_t f = 0; f < S->nframes; f++) {
         kagi__bframe *F = &B->fr[f];
+        F->ans = NULL;
         if (!F->open || !F->nq) continue;
-        const uint8_t *bits = kagi_rd_take(&r, (F->nq + 7) / 8);
-        KAGI__FAIL_IF(!bits, KAGI_ERR_PROTO, "cascade: truncated answer from Alice");
-        for (size_t q = 0; q < F->nq; q++) {
-            kagi__query *Q = &F->q[q];
-            if (q + KAGI__AHEAD < F->nq && Q[KAGI__AHEAD].tree < F->l->nbt)
-                __builtin_prefetch(F->kv[Q[KAGI__AHEAD].tree] +
-                                   2 * (kagi__kv_index(F->l, Q[KAGI__AHEAD].tree, Q[KAGI__AHEAD].node) >> 6),
-                                   1);
-            KAGI__TRY(kagi__learn(F, Q->tree, Q->node, (bits[q >> 3] >> (q & 7)) & 1));
-            F->s[Q->search].waiting = 0;
-        }
+        F->ans = kagi_rd_take(&r, (F->nq + 7) / 8);
+        KAGI__FAIL_IF(!F->ans, KAGI_ERR_PROTO, "cascade: truncated answer from Alice");
         B->st.leak_bits += F->nq;
-        F->nq = 0;
     }
     KAGI__FAIL_IF(r.off != r.len, KAGI_ERR_PROTO, "cascade: answer from Alice has %zu extra bytes",
                   r.len - r.off);
     for (size_t f = 0; f < S->nframes; f++) {
         kagi__bframe *F = &B->fr[f];
         if (!F->open || F->done) continue;
-        KAGI__TRY(kagi__bframe_step(F, S->p.waves));
+        KAGI__TRY(kagi__bframe_step(F, S->p.waves, F->ans));
         /* A frame that cannot stop is a sign of inconsistent answers. */
         KAGI__FAIL_IF(F->corrected > F->l->L, KAGI_ERR_RECONCILE,
                       "cascade: frame %zu does not converge", f);

@@ -1,12 +1,16 @@
 /* Message channels: in-memory queues and TCP, with Wegman-Carter tags.
- * Wire format of one message: u32 length (little endian), payload, and a
- * 16-byte tag when the channel is authenticated. */
+ * Wire format of one message: u32 header (little endian: length in the low
+ * 31 bits, bit 31 set when a tag follows), payload, then the 16-byte tag.
+ * A tag covers its message and every untagged message before it since the
+ * previous tag (kagi_mac_absorb); untagged messages are accepted only while
+ * the receiver defers tags too. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +34,16 @@ typedef struct kagi__queue {
     pthread_cond_t cv;
     kagi__msg *head, *tail;
     int closed, refs;
+    _Atomic size_t pushed; /* read without the lock while spinning */
 } kagi__queue;
 
 struct kagi_channel {
     int fd;                       /* TCP socket, or -1 */
     kagi__queue *in, *out;        /* in-memory pair */
     kagi_mac *send_mac, *recv_mac;
-    int broken, tamper;
-    size_t messages;
+    int broken, tamper, defer;
+    size_t messages, received;
+    size_t popped; /* messages taken from the in-memory queue */
 };
 
 static void kagi__queue_unref(kagi__queue *q)
@@ -221,6 +227,8 @@ size_t kagi_channel_messages(const kagi_channel *ch) { return ch->messages; }
 
 void kagi_channel_tamper_next(kagi_channel *ch) { ch->tamper = 1; }
 
+void kagi_channel_defer_tags(kagi_channel *ch, int on) { ch->defer = on; }
+
 static int kagi__write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len) {
@@ -253,7 +261,7 @@ int kagi_channel_send(kagi_channel *ch, const void *msg, size_t len)
     KAGI__FAIL_IF(ch->broken, KAGI_ERR_AUTH, "channel closed after an authentication failure");
     KAGI__FAIL_IF(len > KAGI_CHANNEL_MAX_MSG, KAGI_ERR_ARG, "message of %zu bytes is too large",
                   len);
-    size_t tl = ch->send_mac ? 16 : 0;
+    size_t tl = ch->send_mac && !ch->defer ? 16 : 0;
     kagi__msg *m = malloc(sizeof *m + 4 + len + tl);
     KAGI__FAIL_IF(!m, KAGI_ERR_NOMEM, "out of memory");
     m->next = NULL;
@@ -262,10 +270,11 @@ int kagi_channel_send(kagi_channel *ch, const void *msg, size_t len)
     d[0] = (uint8_t)len;
     d[1] = (uint8_t)(len >> 8);
     d[2] = (uint8_t)(len >> 16);
-    d[3] = (uint8_t)(len >> 24);
+    d[3] = (uint8_t)((len >> 24) | (tl ? 0x80 : 0));
     if (len) memcpy(d + 4, msg, len);
     int rc = KAGI_OK;
     if (tl) rc = kagi_mac_tag(ch->send_mac, d + 4, len, d + 4 + len);
+    else if (ch->send_mac) rc = kagi_mac_absorb(ch->send_mac, d + 4, len);
     if (!rc && ch->tamper) {
         d[len ? 4 + len / 2 : 4] ^= 0x10; /* a bit flipped on the wire */
         ch->tamper = 0;
@@ -288,6 +297,7 @@ int kagi_channel_send(kagi_channel *ch, const void *msg, size_t len)
     if (q->tail) q->tail->next = m;
     else q->head = m;
     q->tail = m;
+    atomic_fetch_add(&q->pushed, 1);
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
     ch->messages++;
@@ -298,12 +308,13 @@ int kagi_channel_recv(kagi_channel *ch, kagi_buf *buf)
 {
     kagi_buf_reset(buf);
     KAGI__FAIL_IF(ch->broken, KAGI_ERR_AUTH, "channel closed after an authentication failure");
-    size_t tl = ch->recv_mac ? 16 : 0;
+    size_t tl = 0;
     uint8_t tag[16];
     if (ch->fd >= 0) {
         uint8_t h[4];
         KAGI__TRY(kagi__read_all(ch->fd, h, 4));
-        size_t len = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24;
+        tl = h[3] & 0x80 ? 16 : 0;
+        size_t len = (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)(h[3] & 0x7f) << 24;
         KAGI__FAIL_IF(len > KAGI_CHANNEL_MAX_MSG, KAGI_ERR_PROTO,
                       "peer announced a message of %zu bytes (cap %zu)", len, KAGI_CHANNEL_MAX_MSG);
         uint8_t *d = kagi_buf_grow(buf, len);
@@ -312,15 +323,21 @@ int kagi_channel_recv(kagi_channel *ch, kagi_buf *buf)
         if (tl) KAGI__TRY(kagi__read_all(ch->fd, tag, tl));
     } else {
         kagi__queue *q = ch->in;
+        /* The peer usually answers within microseconds: spin briefly before
+         * sleeping, since a futex wake-up costs more than most answers. */
+        for (int i = 0; i < 20000 && atomic_load(&q->pushed) == ch->popped && !q->closed; i++)
+            __builtin_ia32_pause();
         pthread_mutex_lock(&q->mu);
         while (!q->head && !q->closed) pthread_cond_wait(&q->cv, &q->mu);
         kagi__msg *m = q->head;
         if (m) {
             q->head = m->next;
             if (!q->head) q->tail = NULL;
+            ch->popped++;
         }
         pthread_mutex_unlock(&q->mu);
         KAGI__FAIL_IF(!m, KAGI_ERR_NET, "peer closed the channel");
+        tl = m->data[3] & 0x80 ? 16 : 0;
         size_t len = m->len - 4 - tl;
         kagi_buf_put(buf, m->data + 4, len);
         if (tl) memcpy(tag, m->data + 4 + len, tl);
@@ -328,13 +345,24 @@ int kagi_channel_recv(kagi_channel *ch, kagi_buf *buf)
         free(m);
         if (buf->err) return buf->err;
     }
-    if (tl) {
-        int rc = kagi_mac_check(ch->recv_mac, buf->p, buf->len, tag);
-        if (rc) {
-            ch->broken = 1;
-            kagi_buf_reset(buf);
-            return rc;
-        }
+    if (!ch->recv_mac) {
+        KAGI__FAIL_IF(tl, KAGI_ERR_PROTO, "peer sent a tag on an unauthenticated channel");
+        return KAGI_OK;
     }
+    int rc;
+    if (tl) {
+        rc = kagi_mac_check(ch->recv_mac, buf->p, buf->len, tag);
+    } else if (ch->defer) {
+        rc = kagi_mac_absorb(ch->recv_mac, buf->p, buf->len);
+    } else {
+        rc = kagi__err(KAGI_ERR_AUTH, "message %zu arrived without the tag it needs",
+                       ch->received + 1);
+    }
+    if (rc) {
+        ch->broken = 1;
+        kagi_buf_reset(buf);
+        return rc;
+    }
+    ch->received++;
     return KAGI_OK;
 }

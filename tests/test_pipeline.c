@@ -1,0 +1,208 @@
+/* The whole pipeline and the authenticated channel, party against party.
+ * Oracles: the other party's final key, the finite-key formula evaluated
+ * here from the reported counts, and tag failures on tampered traffic. */
+#include <pthread.h>
+
+#include "kagi/amplify.h"
+#include "kagi/auth.h"
+#include "kagi/channel.h"
+#include "kagi/distill.h"
+#include "kagi/error.h"
+#include "kagi/estimate.h"
+#include "t.h"
+
+static void make_pair(size_t n, double q, uint64_t seed, kagi_bits **a, kagi_bits **b)
+{
+    kagi_rng r;
+    kagi_rng_seed(&r, seed);
+    ASSERT_OK(kagi_bits_new(a, n));
+    ASSERT_OK(kagi_bits_new(b, n));
+    for (size_t i = 0; i < n; i++) {
+        int v = (int)(kagi_rng_next(&r) & 1);
+        kagi_bits_set(*a, i, v);
+        kagi_bits_set(*b, i, v ^ (kagi_rng_uniform(&r) < q));
+    }
+}
+
+static void distill_gives_identical_keys_of_the_bound_length(void)
+{
+    double qs[] = {0.005, 0.02, 0.05};
+    for (int i = 0; i < 3; i++) {
+        kagi_bits *a, *b, *fa = NULL, *fb = NULL;
+        make_pair(300000, qs[i], 10 + (uint64_t)i, &a, &b);
+        kagi_distill_params p = {0};
+        kagi_distill_report ra, rb;
+        ASSERT_OK(kagi_distill_local(a, b, &p, &fa, &fb, &ra, &rb));
+        ASSERT_TRUE(fa && fb);
+        if (!fa || !fb) return;
+        ASSERT_EQ(fa->n, fb->n);
+        ASSERT_EQ(kagi_bits_hamming(fa->w, fb->w, fa->n), 0);
+        ASSERT_EQ(ra.final_bits, fa->n);
+        ASSERT_TRUE(ra.verify_ok && rb.verify_ok);
+        /* The length is the TLGR bound recomputed from the reported counts. */
+        kagi_fk_in fi = {.n = ra.reconciled_bits, .k = ra.sample_bits, .errors = ra.sample_errors,
+                         .leak_ec = (double)ra.cascade.leak_bits + ra.verify_tag_bits,
+                         .eps_sec = 1e-10, .eps_cor = 1e-15};
+        kagi_fk_out fo;
+        ASSERT_OK(kagi_finite_key_bb84(&fi, &fo));
+        ASSERT_EQ(fo.length, ra.final_bits);
+        /* Both parties saw the same numbers. */
+        ASSERT_EQ(ra.sample_errors, rb.sample_errors);
+        ASSERT_EQ(ra.cascade.leak_bits, rb.cascade.leak_bits);
+        ASSERT_EQ(ra.auth_bits_consumed, rb.auth_bits_consumed);
+        /* A 128-bit hash key per direction and a 128-bit pad per tag: three
+         * tagged messages each way (hello, errors, verdict; sample, verify,
+         * seed); Cascade's messages ride under the verification tags. */
+        ASSERT_EQ(ra.auth_bits_consumed, 256 + 128 * 6);
+        ASSERT_TRUE(ra.messages + rb.messages > 6 + 2 * ra.cascade.channel_uses - 2);
+        /* The final key is not a copy of the sifted key. */
+        ASSERT_TRUE(kagi_bits_hamming(fa->w, a->w, fa->n) > fa->n / 3);
+        kagi_bits_free(a);
+        kagi_bits_free(b);
+        kagi_bits_free(fa);
+        kagi_bits_free(fb);
+    }
+}
+
+static void high_qber_gives_no_key(void)
+{
+    kagi_bits *a, *b, *fa = (kagi_bits *)1, *fb = (kagi_bits *)1;
+    make_pair(100000, 0.30, 3, &a, &b);
+    kagi_distill_params p = {0};
+    ASSERT_EQ(kagi_distill_local(a, b, &p, &fa, &fb, NULL, NULL), KAGI_ERR_NOKEY);
+    ASSERT_TRUE(fa == NULL && fb == NULL);
+    ASSERT_TRUE(strstr(kagi_errdetail(), "no secret key") != NULL);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+}
+
+static void failed_verification_discards_the_block(void)
+{
+    /* A deliberately weak Cascade (one huge block, one extra pass) leaves
+     * errors behind; verification must catch them. */
+    kagi_bits *a, *b, *fa = NULL, *fb = NULL;
+    make_pair(100000, 0.03, 4, &a, &b);
+    kagi_distill_params p = {0};
+    p.cascade.k1 = 1u << 16;
+    p.cascade.block_passes = 1;
+    p.cascade.extra_passes = 1;
+    int rc = kagi_distill_local(a, b, &p, &fa, &fb, NULL, NULL);
+    ASSERT_EQ(rc, KAGI_ERR_VERIFY);
+    ASSERT_TRUE(fa == NULL && fb == NULL);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+}
+
+typedef struct {
+    kagi_channel *ch;
+    kagi_buf got;
+    int rc, defer;
+    char detail[256];
+} recv_arg;
+
+static void *receiver(void *v)
+{
+    recv_arg *r = v;
+    r->rc = KAGI_OK;
+    kagi_channel_defer_tags(r->ch, r->defer);
+    for (int i = 0; i < 3 && !r->rc; i++) r->rc = kagi_channel_recv(r->ch, &r->got);
+    snprintf(r->detail, sizeof r->detail, "%s", kagi_errdetail());
+    return NULL;
+}
+
+/* Two authenticated ends over fresh pools; *key keeps the bits alive. */
+static void auth_pair(kagi_bits **key, kagi_keypool *pools[4], kagi_channel **a, kagi_channel **b)
+{
+    ASSERT_OK(kagi_bits_new(key, 8192));
+    ASSERT_OK(kagi_bits_random(*key));
+    ASSERT_OK(kagi_keypool_new(&pools[0], (*key)->w, 4096));
+    ASSERT_OK(kagi_keypool_new(&pools[1], (*key)->w, 4096));
+    ASSERT_OK(kagi_keypool_new(&pools[2], (*key)->w + 64, 4096));
+    ASSERT_OK(kagi_keypool_new(&pools[3], (*key)->w + 64, 4096));
+    ASSERT_OK(kagi_channel_pair(a, b));
+    ASSERT_OK(kagi_channel_auth(*a, pools[0], pools[2]));
+    ASSERT_OK(kagi_channel_auth(*b, pools[3], pools[1]));
+}
+
+static void auth_pair_free(kagi_bits *key, kagi_keypool *pools[4], kagi_channel *a, kagi_channel *b)
+{
+    kagi_channel_free(a);
+    kagi_channel_free(b);
+    for (int i = 0; i < 4; i++) kagi_keypool_free(pools[i]);
+    kagi_bits_free(key);
+}
+
+static void deferred_tags_cover_untagged_messages(void)
+{
+    kagi_bits *key;
+    kagi_keypool *pools[4];
+    kagi_channel *a, *b;
+    /* Untagged then tagged: accepted, and a flipped untagged message is
+     * caught by the tag that follows it. */
+    for (int tamper = 0; tamper < 2; tamper++) {
+        auth_pair(&key, pools, &a, &b);
+        recv_arg ra = {.ch = b, .defer = 1};
+        kagi_buf_init(&ra.got, 1 << 20);
+        pthread_t th;
+        pthread_create(&th, NULL, receiver, &ra);
+        kagi_channel_defer_tags(a, 1);
+        ASSERT_OK(kagi_channel_send(a, "first", 5));
+        if (tamper) kagi_channel_tamper_next(a);
+        ASSERT_OK(kagi_channel_send(a, "second", 6));
+        kagi_channel_defer_tags(a, 0);
+        ASSERT_OK(kagi_channel_send(a, "third", 5));
+        pthread_join(th, NULL);
+        if (tamper) {
+            ASSERT_EQ(ra.rc, KAGI_ERR_AUTH);
+            ASSERT_TRUE(strstr(ra.detail, "message 3: tag mismatch") != NULL);
+        } else {
+            ASSERT_OK(ra.rc);
+            ASSERT_EQ(ra.got.len, 5);
+            /* One hash key per direction, one pad for the single tag. */
+            ASSERT_EQ(kagi_channel_auth_bits(a), 128 + 128 + 128);
+        }
+        kagi_buf_free(&ra.got);
+        auth_pair_free(key, pools, a, b);
+    }
+    /* A receiver that does not defer refuses an untagged message. */
+    auth_pair(&key, pools, &a, &b);
+    recv_arg rb = {.ch = b, .defer = 0};
+    kagi_buf_init(&rb.got, 1 << 20);
+    pthread_t th;
+    pthread_create(&th, NULL, receiver, &rb);
+    kagi_channel_defer_tags(a, 1);
+    ASSERT_OK(kagi_channel_send(a, "sneaky", 6));
+    pthread_join(th, NULL);
+    ASSERT_EQ(rb.rc, KAGI_ERR_AUTH);
+    ASSERT_TRUE(strstr(rb.detail, "without the tag") != NULL);
+    kagi_buf_free(&rb.got);
+    auth_pair_free(key, pools, a, b);
+}
+
+static void tampered_message_fails_authentication(void)
+{
+    kagi_bits *key;
+    kagi_keypool *pools[4];
+    kagi_channel *a, *b;
+    auth_pair(&key, pools, &a, &b);
+    recv_arg ra = {.ch = b};
+    kagi_buf_init(&ra.got, 1 << 20);
+    pthread_t th;
+    pthread_create(&th, NULL, receiver, &ra);
+    ASSERT_OK(kagi_channel_send(a, "first", 5));
+    kagi_channel_tamper_next(a);
+    ASSERT_OK(kagi_channel_send(a, "second", 6));
+    ASSERT_OK(kagi_channel_send(a, "third", 5));
+    pthread_join(th, NULL);
+    ASSERT_EQ(ra.rc, KAGI_ERR_AUTH);
+    ASSERT_TRUE(strstr(ra.detail, "message 2: tag mismatch") != NULL);
+    ASSERT_EQ(ra.got.len, 0); /* nothing of the forged message is handed out */
+    /* The channel stays closed after a failure. */
+    ASSERT_EQ(kagi_channel_recv(b, &ra.got), KAGI_ERR_AUTH);
+    kagi_buf_free(&ra.got);
+    auth_pair_free(key, pools, a, b);
+}
+
+T_MAIN(T(distill_gives_identical_keys_of_the_bound_length), T(high_qber_gives_no_key),
+       T(failed_verification_discards_the_block), T(tampered_message_fails_authentication),
+       T(deferred_tags_cover_untagged_messages))
