@@ -35,7 +35,10 @@ int kagi_cli_flag(const kagi_cli_cmd *cmd, const char *name);
 
 /* Number parsers: print "kagi CMD: --OPT: ..." and return 2 on bad input. */
 int kagi_cli_size(const kagi_cli_cmd *cmd, const char *opt, size_t min, size_t *out);
+/* A number in (lo, hi); kagi_cli_double_from takes [lo, hi). */
 int kagi_cli_double(const kagi_cli_cmd *cmd, const char *opt, double lo, double hi, double *out);
+int kagi_cli_double_from(const kagi_cli_cmd *cmd, const char *opt, double lo, double hi,
+                         double *out);
 /* Prints "kagi CMD: <detail or message>" for a library failure; returns
  * the exit code that fits the error (3 for no-key outcomes, else 1). */
 int kagi_cli_fail(const kagi_cli_cmd *cmd, int rc);

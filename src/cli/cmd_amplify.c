@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "internal.h"
 #include "kagi/amplify.h"
 #include "kagi/bits.h"
 #include "kagi/error.h"
@@ -16,12 +17,6 @@ static kagi_cli_opt kagi__opts[] = {
     {NULL, NULL, NULL, 0, NULL},
 };
 
-static double kagi__now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* A file that cannot serve: name the option too, the detail already names
  * the path and the bits it has and needs. */

@@ -39,11 +39,12 @@ static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, i
                "\"leak_bits\": %zu, \"errors_corrected\": %zu, \"efficiency\": %.4f, "
                "\"channel_uses\": %zu}, \"verify\": {\"ok\": %s, \"tag_bits\": %u, "
                "\"eps_cor\": %.3g}, \"auth_bits_consumed\": %zu, \"final_bits\": %zu, "
-               "\"throughput_mbps\": {",
+               "\"net_bits\": %lld, \"throughput_mbps\": {",
                r->sifted_bits, r->sample_bits, r->sample_errors, r->qber, r->qber_upper,
                r->reconciled_bits, r->cascade.leak_bits, r->cascade.corrected, r->efficiency,
                r->cascade.channel_uses, r->verify_ok ? "true" : "false", r->verify_tag_bits,
-               r->eps_cor, r->auth_bits_consumed, ok ? r->final_bits : 0);
+               r->eps_cor, r->auth_bits_consumed, ok ? r->final_bits : 0,
+               (long long)(ok ? r->final_bits : 0) - (long long)r->auth_bits_consumed);
         for (int i = 0; i < 4; i++)
             printf("%s\"%s\": %.1f", i ? ", " : "", stage[i], kagi__mbps(sbits[i], r->seconds[i]));
         printf("}}\n");
@@ -57,7 +58,14 @@ static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, i
     printf("verified with a %u-bit tag (eps_cor %.2g): %s\n", r->verify_tag_bits, r->eps_cor,
            r->verify_ok ? "keys equal" : "MISMATCH");
     printf("authentication: %zu secret bits spent on message tags\n", r->auth_bits_consumed);
-    if (ok) printf("final key: %zu bits\n", r->final_bits);
+    if (ok) {
+        long long net = (long long)r->final_bits - (long long)r->auth_bits_consumed;
+        printf("final key: %zu bits (%lld after replacing the authentication key spent)\n",
+               r->final_bits, net);
+        if (net <= 0)
+            fprintf(stderr, "kagi %s: warning: this block made less key than its authentication "
+                            "spent; distil larger blocks\n", cmd->name);
+    }
     printf("throughput:");
     for (int i = 0; i < 4; i++)
         printf(" %s %.1f Mbit/s%s", stage[i], kagi__mbps(sbits[i], r->seconds[i]), i < 3 ? "," : "\n");

@@ -23,11 +23,7 @@ static int kagi__run(kagi_cli_cmd *cmd)
     int rc;
     if ((rc = kagi_cli_size(cmd, "bits", 1, &n)) || (rc = kagi_cli_size(cmd, "seed", 0, &seed)))
         return rc;
-    const char *qs = kagi_cli_get(cmd, "qber");
-    if (qs && qs[0] == '0' && (qs[1] == 0 || (qs[1] == '.' && qs[strspn(qs + 2, "0") + 2] == 0)))
-        q = 0;
-    else if ((rc = kagi_cli_double(cmd, "qber", 0, 0.5, &q)))
-        return rc;
+    if ((rc = kagi_cli_double_from(cmd, "qber", 0, 0.5, &q))) return rc;
     kagi_bits *a = NULL, *b = NULL;
     kagi_rng r;
     kagi_rng_seed(&r, seed);

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "internal.h"
 #include "kagi/cascade.h"
 #include "kagi/error.h"
 #include "kagi/estimate.h"
@@ -22,12 +23,6 @@ static kagi_cli_opt kagi__opts[] = {
     {NULL, NULL, NULL, 0, NULL},
 };
 
-static double kagi__now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* Estimate the QBER the way a real run would: from a public sample. */
 static int kagi__estimate(const kagi_bits *a, const kagi_bits *b, double *q)

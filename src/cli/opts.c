@@ -107,7 +107,8 @@ int kagi_cli_size(const kagi_cli_cmd *cmd, const char *opt, size_t min, size_t *
     return KAGI_EXIT_OK;
 }
 
-int kagi_cli_double(const kagi_cli_cmd *cmd, const char *opt, double lo, double hi, double *out)
+static int kagi__double(const kagi_cli_cmd *cmd, const char *opt, double lo, int lo_incl, double hi,
+                        double *out)
 {
     const char *s = kagi_cli_get(cmd, opt);
     if (!s) return KAGI_EXIT_OK;
@@ -115,11 +116,22 @@ int kagi_cli_double(const kagi_cli_cmd *cmd, const char *opt, double lo, double 
     double d = strtod(s, &end);
     if (*end || end == s || !isfinite(d))
         return kagi_cli_usage_error(cmd, "--%s: '%s' is not a number", opt, s);
-    if (!(d > lo && d < hi))
-        return kagi_cli_usage_error(cmd, "--%s: must lie between %g and %g (exclusive), got %s",
-                                    opt, lo, hi, s);
+    if (!((lo_incl ? d >= lo : d > lo) && d < hi))
+        return kagi_cli_usage_error(cmd, "--%s: must lie in %s%g, %g), got %s", opt,
+                                    lo_incl ? "[" : "(", lo, hi, s);
     *out = d;
     return KAGI_EXIT_OK;
+}
+
+int kagi_cli_double(const kagi_cli_cmd *cmd, const char *opt, double lo, double hi, double *out)
+{
+    return kagi__double(cmd, opt, lo, 0, hi, out);
+}
+
+int kagi_cli_double_from(const kagi_cli_cmd *cmd, const char *opt, double lo, double hi,
+                         double *out)
+{
+    return kagi__double(cmd, opt, lo, 1, hi, out);
 }
 
 int kagi_cli_fail(const kagi_cli_cmd *cmd, int rc)

@@ -3,6 +3,9 @@
 #define KAGI_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
 #include "kagi/error.h"
 
 #if defined(__GNUC__)
@@ -29,5 +32,23 @@ int kagi__err(int code, const char *fmt, ...) KAGI__PRINTF(2, 3);
 
 /* Wipe memory the compiler may not elide. */
 void kagi__wipe(void *p, size_t n);
+
+/* nb (1..64) bits of w from bit off; reads only the words holding them. */
+static inline uint64_t kagi__get_bits(const uint64_t *w, size_t off, size_t nb)
+{
+    size_t i = off >> 6;
+    unsigned sh = (unsigned)(off & 63);
+    uint64_t v = w[i] >> sh;
+    if (sh && sh + nb > 64) v |= w[i + 1] << (64 - sh);
+    return nb == 64 ? v : v & (((uint64_t)1 << nb) - 1);
+}
+
+/* Monotonic clock in seconds, for throughput figures. */
+static inline double kagi__now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 
 #endif

@@ -132,17 +132,8 @@ static void kagi__absorb_blocks(uint64_t acc[2], const uint64_t h[2], const void
 
 void kagi_polyhash128(const uint64_t h[2], const void *msg, size_t len, uint64_t out[2])
 {
-    const uint8_t *p = msg;
     uint64_t acc[2] = {0, 0};
-    size_t full = len / 16, tail = len % 16;
-    for (size_t i = 0; i < full; i++, p += 16)
-        kagi__horner128(acc, h, kagi__le64(p), kagi__le64(p + 8));
-    if (tail) {
-        uint8_t buf[16] = {0};
-        memcpy(buf, p, tail);
-        kagi__horner128(acc, h, kagi__le64(buf), kagi__le64(buf + 8));
-        kagi__wipe(buf, sizeof buf);
-    }
+    kagi__absorb_blocks(acc, h, msg, len);
     /* Length in bits as a 128-bit number, so len * 8 cannot wrap. */
     kagi__horner128(acc, h, (uint64_t)len << 3, (uint64_t)len >> 61);
     out[0] = acc[0];
@@ -194,15 +185,6 @@ struct kagi_keypool {
     size_t pos;  /* bits taken */
 };
 
-/* nb (1..64) bits of w from bit off; the words read lie below the end. */
-static inline uint64_t kagi__get_bits(const uint64_t *w, size_t off, size_t nb)
-{
-    size_t i = off >> 6;
-    unsigned sh = (unsigned)(off & 63);
-    uint64_t v = w[i] >> sh;
-    if (sh && sh + nb > 64) v |= w[i + 1] << (64 - sh);
-    return nb == 64 ? v : v & (((uint64_t)1 << nb) - 1);
-}
 
 /* Zero bits [off, off + len) of w. */
 static void kagi__clear_bits(uint64_t *w, size_t off, size_t len)

@@ -103,15 +103,6 @@ int kagi_sample_positions(uint64_t seed, size_t n, size_t k, size_t *pos)
     return KAGI_OK;
 }
 
-/* nb (1..64) bits of w from bit off; reads only words holding those bits. */
-static inline uint64_t kagi__get_bits(const uint64_t *w, size_t off, size_t nb)
-{
-    size_t i = off >> 6;
-    unsigned sh = (unsigned)(off & 63);
-    uint64_t v = w[i] >> sh;
-    if (sh && sh + nb > 64) v |= w[i + 1] << (64 - sh);
-    return nb == 64 ? v : v & (((uint64_t)1 << nb) - 1);
-}
 
 /* OR nb (1..64) bits of v (already masked) into w at bit off. */
 static inline void kagi__put_bits(uint64_t *w, size_t off, uint64_t v, size_t nb)

@@ -15,11 +15,15 @@
 #define KAGI__PIPE_VERSION 1u
 #define KAGI__MAGIC 0x4947414bu /* "KAGI" */
 
-static double kagi__now(void)
+
+/* Seconds per stage from the times each stage started; the last ends now. */
+static void kagi__stage_times(kagi_distill_report *r, double t0, double t1, double t2, double t3)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+    double t4 = kagi__now();
+    r->seconds[0] = t1 - t0;
+    r->seconds[1] = t2 - t1;
+    r->seconds[2] = t3 - t2;
+    r->seconds[3] = t4 - t3;
 }
 
 static uint64_t kagi__dbits(double d)
@@ -254,11 +258,7 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     KAGI__TRY(kagi_bits_new(final, m));
     KAGI__TRY(kagi_toeplitz(P->seed->w, P->rest->w, P->rest->n, m, (*final)->w));
     r->final_bits = m;
-    double t4 = kagi__now();
-    r->seconds[0] = t1 - t0;
-    r->seconds[1] = t2 - t1;
-    r->seconds[2] = t3 - t2;
-    r->seconds[3] = t4 - t3;
+    kagi__stage_times(r, t0, t1, t2, t3);
     return KAGI_OK;
 }
 
@@ -344,11 +344,7 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     KAGI__TRY(kagi_bits_new(final, (size_t)m));
     KAGI__TRY(kagi_toeplitz(P->seed->w, P->rest->w, P->rest->n, (size_t)m, (*final)->w));
     r->final_bits = (size_t)m;
-    double t4 = kagi__now();
-    r->seconds[0] = t1 - t0;
-    r->seconds[1] = t2 - t1;
-    r->seconds[2] = t3 - t2;
-    r->seconds[3] = t4 - t3;
+    kagi__stage_times(r, t0, t1, t2, t3);
     return KAGI_OK;
 }
 
