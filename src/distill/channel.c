@@ -325,7 +325,7 @@ int kagi_channel_recv(kagi_channel *ch, kagi_buf *buf)
         kagi__queue *q = ch->in;
         /* The peer usually answers within microseconds: spin briefly before
          * sleeping, since a futex wake-up costs more than most answers. */
-        for (int i = 0; i < 20000 && atomic_load(&q->pushed) == ch->popped && !q->closed; i++)
+        for (int i = 0; i < 4000 && atomic_load(&q->pushed) == ch->popped && !q->closed; i++)
             __builtin_ia32_pause();
         pthread_mutex_lock(&q->mu);
         while (!q->head && !q->closed) pthread_cond_wait(&q->cv, &q->mu);
