@@ -48,11 +48,11 @@ static size_t kagi__popcount_range(const uint64_t *w, size_t lo, size_t hi)
     return c;
 }
 
-/* First set bit of (w & ~neg) in [lo, hi), neg may be NULL; hi if none. */
-static size_t kagi__first_set(const uint64_t *w, const uint64_t *neg, size_t lo, size_t hi)
+/* First set bit of w in [lo, hi); hi if none. */
+static size_t kagi__first_set(const uint64_t *w, size_t lo, size_t hi)
 {
     for (size_t i = lo >> 6; (i << 6) < hi; i++) {
-        uint64_t v = w[i] & (neg ? ~neg[i] : ~(uint64_t)0);
+        uint64_t v = w[i];
         if ((i << 6) < lo) v &= ~(uint64_t)0 << (lo & 63);
         if (v) {
             size_t p = (i << 6) + (size_t)__builtin_ctzll(v);
@@ -115,7 +115,7 @@ typedef struct kagi__layout {
      * skip member counting. One bit per block. */
     uint64_t *full[KAGI__MAX_BLOCK_PASSES];
     size_t top_leak;      /* top-level parities that hold key bits */
-    uint64_t *masks;      /* extra * W words: the halves S_j (within real) */
+    uint64_t hkey;        /* the halves S_j are made from this (kagi__half_word) */
 } kagi__layout;
 
 static void kagi__layout_free(kagi__layout *l)
@@ -129,19 +129,58 @@ static void kagi__layout_free(kagi__layout *l)
         free(l->real[t]);
         free(l->full[t]);
     }
-    free(l->masks);
     free(l);
 }
 
 /* Pass-2 view of x (W words) into out: word shuffle, tile transposes,
- * word shuffle. Bit (w, b) lands at word s2[(s1[w] & ~63) | b], bit s1[w] & 63. */
-static void kagi__permute(const kagi__layout *l, unsigned t, const uint64_t *x, uint64_t *out,
-                          uint64_t *tmp)
+ * word shuffle. Bit (w, b) lands at word s2[(s1[w] & ~63) | b], bit s1[w] & 63.
+ * One tile at a time through a buffer on the stack (gather, transpose,
+ * scatter): no W-word temporary, whose fresh pages cost more than the work. */
+static void kagi__permute(const kagi__layout *l, unsigned t, const uint64_t *x, uint64_t *out)
 {
-    const uint32_t *s1 = l->s1[t], *s2 = l->s2[t];
-    for (size_t w = 0; w < l->W; w++) tmp[s1[w]] = x[w];
-    for (size_t k = 0; k < l->W; k += 64) kagi__transpose64(tmp + k);
-    for (size_t w = 0; w < l->W; w++) out[s2[w]] = tmp[w];
+    const uint32_t *s1i = l->s1i[t], *s2 = l->s2[t];
+    uint64_t a[64];
+    for (size_t k = 0; k < l->W; k += 64) {
+        for (unsigned r = 0; r < 64; r++) a[r] = x[s1i[k + r]];
+        kagi__transpose64(a);
+        for (unsigned r = 0; r < 64; r++) out[s2[k + r]] = a[r];
+    }
+    kagi__wipe(a, sizeof a);
+}
+
+/* Word i of the half S_j: splitmix64 of a counter, within the key bits.
+ * Computed where it is used rather than stored: 14 stored halves are
+ * 1.75 MB per 2^20-bit frame, mostly page faults, and only their parities
+ * over the whole frame (kagi__half_parity) are needed unless an extra
+ * pass finds an error. */
+static inline uint64_t kagi__half_word(const kagi__layout *l, uint32_t j, size_t i)
+{
+    uint64_t z = l->hkey + (j * l->W + i + 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (z ^ (z >> 31)) & l->real[0][i];
+}
+
+/* Parity of x & S_j over the whole frame. Four words at a time in GCC
+ * vector types: compilers do not vectorise the 64-bit multiplies of the
+ * scalar loop, and this runs over every word, 14 times per frame and side. */
+typedef uint64_t kagi__u64x4 __attribute__((vector_size(32)));
+
+static int kagi__half_parity(const kagi__layout *l, uint32_t j, const uint64_t *x)
+{
+    const uint64_t *real = l->real[0];
+    const uint64_t g = 0x9e3779b97f4a7c15ull, base = l->hkey + (j * l->W + 1) * g;
+    const size_t W = l->W; /* a multiple of 64 */
+    kagi__u64x4 z0 = {base, base + g, base + 2 * g, base + 3 * g}, acc = {0, 0, 0, 0};
+    for (size_t i = 0; i < W; i += 4) {
+        kagi__u64x4 z = z0 + i * g, xv, rv;
+        memcpy(&xv, x + i, sizeof xv);
+        memcpy(&rv, real + i, sizeof rv);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        acc ^= xv & (z ^ (z >> 31)) & rv;
+    }
+    return __builtin_parityll(acc[0] ^ acc[1] ^ acc[2] ^ acc[3]);
 }
 
 /* Position of frame bit i in the view of block tree t, and back. */
@@ -188,7 +227,7 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
     size_t W = l->W;
     int bad = 0;
     for (unsigned t = 0; t < l->nbt; t++) {
-        l->real[t] = calloc(W, 8);
+        l->real[t] = t ? malloc(W * 8) : calloc(W, 8);
         l->full[t] = calloc((l->nblocks[t] + 63) / 64, 8);
         bad |= !l->real[t] || !l->full[t];
         if (t == 0) continue;
@@ -198,10 +237,7 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
         l->s2i[t] = malloc(W * sizeof(uint32_t));
         bad |= !l->s1[t] || !l->s2[t] || !l->s1i[t] || !l->s2i[t];
     }
-    l->masks = calloc(W * (l->extra ? l->extra : 1), 8);
-    uint64_t *tmp = malloc(W * 8);
-    if (bad || !l->masks || !tmp) {
-        free(tmp);
+    if (bad) {
         kagi__layout_free(l);
         return kagi__err(KAGI_ERR_NOMEM, "out of memory for a %zu-bit frame", L);
     }
@@ -216,9 +252,13 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
             l->s1i[t][l->s1[t][i]] = i;
             l->s2i[t][l->s2[t][i]] = i;
         }
-        kagi__permute(l, t, l->real[0], l->real[t], tmp);
+        /* real[t] is real[0] permuted: all ones but the padding bits. */
+        memset(l->real[t], 0xff, W * 8);
+        for (size_t i = L; i < l->Nv; i++) {
+            size_t v = kagi__fwd(l, t, i);
+            l->real[t][v >> 6] &= ~((uint64_t)1 << (v & 63));
+        }
     }
-    free(tmp);
     l->top_leak = l->extra;
     for (unsigned t = 0; t < l->nbt; t++) {
         size_t k = (size_t)1 << l->bl[t];
@@ -229,15 +269,7 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
             if (m == k) l->full[t][b >> 6] |= (uint64_t)1 << (b & 63);
         }
     }
-    /* The halves: splitmix64 of a counter, which vectorises (public data). */
-    uint64_t key = kagi_rng_next(&r);
-    for (uint32_t j = 0; j < l->extra; j++)
-        for (size_t i = 0; i < W; i++) {
-            uint64_t z = key + (j * W + i + 1) * 0x9e3779b97f4a7c15ull;
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-            l->masks[j * W + i] = (z ^ (z >> 31)) & l->real[0][i];
-        }
+    l->hkey = kagi_rng_next(&r);
     *out = l;
     return KAGI_OK;
 }
@@ -253,14 +285,14 @@ size_t kagi__cascade_check_perm(size_t L, uint32_t k1, uint64_t seed)
     kagi__layout *l = NULL;
     if (kagi_cascade_params_resolve(&p) || kagi__layout_new(&l, L, &p)) return 1;
     size_t bad = 0, W = l->W;
-    uint64_t *x = malloc(W * 8), *y = malloc(W * 8), *tmp = malloc(W * 8), *seen = calloc(W, 8);
-    if (!x || !y || !tmp || !seen) bad = 1;
+    uint64_t *x = malloc(W * 8), *y = malloc(W * 8), *seen = calloc(W, 8);
+    if (!x || !y || !seen) bad = 1;
     kagi_rng r;
     kagi_rng_seed(&r, seed + 1);
     for (unsigned t = 1; !bad && t < l->nbt; t++) {
         memset(seen, 0, W * 8);
         for (size_t i = 0; i < W; i++) x[i] = kagi_rng_next(&r);
-        kagi__permute(l, t, x, y, tmp);
+        kagi__permute(l, t, x, y);
         for (size_t i = 0; i < l->Nv; i++) {
             size_t v = kagi__fwd(l, t, i);
             if (v >= l->Nv || ((seen[v >> 6] >> (v & 63)) & 1) || kagi__inv(l, t, v) != i) {
@@ -273,7 +305,6 @@ size_t kagi__cascade_check_perm(size_t L, uint32_t k1, uint64_t seed)
     }
     free(x);
     free(y);
-    free(tmp);
     free(seen);
     kagi__layout_free(l);
     return bad;
@@ -318,16 +349,12 @@ static int kagi__views_build(kagi__views *v, const kagi__layout *l, const kagi_b
             return kagi__err(KAGI_ERR_NOMEM, "out of memory for frame views");
         }
     }
-    uint64_t *tmp = full ? malloc(W * 8) : NULL;
-    KAGI__FAIL_IF(full && !tmp, KAGI_ERR_NOMEM, "out of memory for frame views");
     /* Frames start on word boundaries (frame_bits is a multiple of 4096). */
     size_t kw = KAGI_WORDS(l->L);
     memcpy(v->x, key->w + off / 64, kw * 8);
     memset(v->x + kw, 0, (W - kw) * 8);
     for (size_t i = 0; i < kw; i++) v->x[i] &= l->real[0][i];
-    for (unsigned t = 1; full && t < l->nbt; t++) kagi__permute(l, t, v->x, v->pv[t], tmp);
-    if (tmp) kagi__wipe(tmp, W * 8);
-    free(tmp);
+    for (unsigned t = 1; full && t < l->nbt; t++) kagi__permute(l, t, v->x, v->pv[t]);
     return KAGI_OK;
 }
 
@@ -342,23 +369,56 @@ static inline void kagi__node_range(const kagi__layout *l, uint64_t h, size_t *l
     *hi = (size_t)b;
 }
 
-/* Parity of bits [lo, hi) of w, or of w & mk when mk is given. */
-static inline int kagi__parity(const uint64_t *w, const uint64_t *mk, size_t lo, size_t hi)
+/* Parity of bits [lo, hi) of w. */
+static inline int kagi__parity(const uint64_t *w, size_t lo, size_t hi)
 {
     if (lo >= hi) return 0;
     size_t a = lo >> 6, b = (hi - 1) >> 6;
     uint64_t mlo = ~(uint64_t)0 << (lo & 63);
     uint64_t mhi = ~(uint64_t)0 >> (63 - ((hi - 1) & 63));
-    if (!mk) {
-        if (a == b) return __builtin_parityll(w[a] & mlo & mhi);
-        uint64_t acc = (w[a] & mlo) ^ (w[b] & mhi);
-        for (size_t i = a + 1; i < b; i++) acc ^= w[i];
-        return __builtin_parityll(acc);
-    }
-    if (a == b) return __builtin_parityll(w[a] & mk[a] & mlo & mhi);
-    uint64_t acc = (w[a] & mk[a] & mlo) ^ (w[b] & mk[b] & mhi);
-    for (size_t i = a + 1; i < b; i++) acc ^= w[i] & mk[i];
+    if (a == b) return __builtin_parityll(w[a] & mlo & mhi);
+    uint64_t acc = (w[a] & mlo) ^ (w[b] & mhi);
+    for (size_t i = a + 1; i < b; i++) acc ^= w[i];
     return __builtin_parityll(acc);
+}
+
+/* Word i of the members of extra tree e: S_{e/2}, or its complement in
+ * the key bits when e is odd. */
+static inline uint64_t kagi__xmember_word(const kagi__layout *l, uint32_t e, size_t i)
+{
+    uint64_t m = kagi__half_word(l, e / 2, i);
+    return (e & 1) ? m ^ l->real[0][i] : m;
+}
+
+/* Over bits [lo, hi) of extra tree e's members: the parity of x's bits
+ * there, or with x NULL their number. */
+static size_t kagi__xrange(const kagi__layout *l, uint32_t e, const uint64_t *x, size_t lo, size_t hi)
+{
+    if (lo >= hi) return 0;
+    size_t a = lo >> 6, b = (hi - 1) >> 6, c = 0;
+    uint64_t acc = 0;
+    for (size_t i = a; i <= b; i++) {
+        uint64_t m = kagi__xmember_word(l, e, i);
+        if (i == a) m &= ~(uint64_t)0 << (lo & 63);
+        if (i == b) m &= ~(uint64_t)0 >> (63 - ((hi - 1) & 63));
+        if (x) acc ^= x[i] & m;
+        else c += (size_t)__builtin_popcountll(m);
+    }
+    return x ? (size_t)__builtin_parityll(acc) : c;
+}
+
+/* First member of extra tree e in [lo, hi); hi if none. */
+static size_t kagi__xfirst(const kagi__layout *l, uint32_t e, size_t lo, size_t hi)
+{
+    for (size_t i = lo >> 6; (i << 6) < hi; i++) {
+        uint64_t m = kagi__xmember_word(l, e, i);
+        if ((i << 6) < lo) m &= ~(uint64_t)0 << (lo & 63);
+        if (m) {
+            size_t p = (i << 6) + (size_t)__builtin_ctzll(m);
+            return p < hi ? p : hi;
+        }
+    }
+    return hi;
 }
 
 /* Word whose parity is that of the aligned range [lo, lo + 2^sh) of w. */
@@ -385,10 +445,8 @@ static inline size_t kagi__span_pop(const uint64_t *w, size_t lo, unsigned sh)
 static int kagi__view_parity(const kagi__layout *l, const kagi__views *v, uint32_t t, size_t lo,
                              size_t hi)
 {
-    if (t < l->nbt) return kagi__parity(v->pv[t], NULL, lo, hi);
-    uint32_t e = t - l->nbt;
-    int p = kagi__parity(v->x, l->masks + (size_t)(e / 2) * l->W, lo, hi);
-    return (e & 1) ? p ^ kagi__parity(v->x, NULL, lo, hi) : p;
+    if (t < l->nbt) return kagi__parity(v->pv[t], lo, hi);
+    return (int)kagi__xrange(l, t - l->nbt, v->x, lo, hi);
 }
 
 static size_t kagi__real_in(const kagi__layout *l, size_t lo, size_t hi)
@@ -401,21 +459,7 @@ static size_t kagi__members(const kagi__layout *l, uint32_t t, size_t lo, size_t
 {
     if (t == 0) return kagi__real_in(l, lo, hi);
     if (t < l->nbt) return kagi__popcount_range(l->real[t], lo, hi);
-    uint32_t e = t - l->nbt;
-    size_t s = kagi__popcount_range(l->masks + (size_t)(e / 2) * l->W, lo, hi);
-    return (e & 1) ? kagi__real_in(l, lo, hi) - s : s;
-}
-
-/* Heap index of block b of tree t. */
-static inline uint64_t kagi__block_node(const kagi__layout *l, uint32_t t, size_t b)
-{
-    if (t >= l->nbt) return 1;
-    return (l->T >> l->bl[t]) + b;
-}
-
-static inline size_t kagi__nblocks(const kagi__layout *l, uint32_t t)
-{
-    return t < l->nbt ? l->nblocks[t] : 1;
+    return kagi__xrange(l, t - l->nbt, NULL, lo, hi);
 }
 
 /* Number of top-level parities Alice sends for a frame: every block of
@@ -439,12 +483,8 @@ static void kagi__top_parities(const kagi__layout *l, const kagi__views *v, uint
             out[i >> 3] |= (uint8_t)(kagi__view_parity(l, v, t, lo, hi) << (i & 7));
         }
     }
-    for (uint32_t j = 0; j < l->extra; j++, i++) {
-        const uint64_t *mk = l->masks + (size_t)j * l->W;
-        uint64_t acc = 0;
-        for (size_t w = 0; w < l->W; w++) acc ^= v->x[w] & mk[w];
-        out[i >> 3] |= (uint8_t)(__builtin_parityll(acc) << (i & 7));
-    }
+    for (uint32_t j = 0; j < l->extra; j++, i++)
+        out[i >> 3] |= (uint8_t)(kagi__half_parity(l, j, v->x) << (i & 7));
 }
 
 /* ---------- parameters ---------- */
@@ -598,6 +638,63 @@ static int kagi__alice_begin(kagi_cascade_alice *a, kagi_rd *r)
     return KAGI_OK;
 }
 
+/* Answers nq queries (5 bytes each) about frame f into dst (zeroed, one
+ * bit each). Batches of 64: first decode, check and fetch every view line
+ * of the batch, then take the parities, so the random lines load in
+ * parallel instead of one after another. */
+static int kagi__alice_answer(const kagi_cascade_alice *a, uint32_t f, const kagi__layout *l,
+                              const uint8_t *qb, uint32_t nq, uint8_t *dst)
+{
+    const kagi__views *v = &a->views[f];
+    /* Locals: the compiler cannot keep fields in registers across the stores below. */
+    const uint32_t ntrees = l->ntrees, nbt = l->nbt, logT = l->logT;
+    const uint64_t T2 = 2 * l->T;
+    const size_t Nv = l->Nv;
+    const uint64_t *pv[KAGI__MAX_BLOCK_PASSES];
+    memcpy(pv, v->pv, sizeof pv);
+    const uint64_t *wp[64];
+    uint16_t shv[64]; /* sh << 6 | offset in the word */
+    for (uint32_t q0 = 0; q0 < nq; q0 += 64) {
+        uint32_t n = nq - q0 < 64 ? nq - q0 : 64;
+        uint64_t bits = 0, slow = 0;
+        const uint8_t *e = qb + 5 * (size_t)q0;
+        for (uint32_t q = 0; q < n; q++, e += 5) {
+            uint32_t t = e[0];
+            uint32_t h = (uint32_t)e[1] | (uint32_t)e[2] << 8 | (uint32_t)e[3] << 16 |
+                         (uint32_t)e[4] << 24;
+            KAGI__FAIL_IF(t >= ntrees || h == 0 || h >= T2, KAGI_ERR_PROTO,
+                          "cascade: bad query %u of frame %u", q0 + q, f);
+            unsigned lev = 31u - (unsigned)__builtin_clz(h), sh = logT - lev;
+            size_t lo = (size_t)(h - ((uint32_t)1 << lev)) << sh;
+            if (t < nbt && lo + ((size_t)1 << sh) <= Nv) {
+                /* Block trees, nearly every query: an aligned run of the view. */
+                wp[q] = pv[t] + (lo >> 6);
+                shv[q] = (uint16_t)(sh << 6 | (sh < 6 ? lo & 63 : 0));
+                __builtin_prefetch(wp[q]);
+            } else {
+                size_t hi;
+                kagi__node_range(l, h, &lo, &hi);
+                slow |= (uint64_t)1 << q;
+                bits |= (uint64_t)kagi__view_parity(l, v, t, lo, hi) << q;
+            }
+        }
+        for (uint32_t q = 0; q < n; q++) {
+            if ((slow >> q) & 1) continue;
+            unsigned sh = shv[q] >> 6, off = shv[q] & 63;
+            uint64_t w;
+            if (sh < 6) {
+                w = wp[q][0] & ((((uint64_t)1 << (1u << sh)) - 1) << off);
+            } else {
+                w = 0;
+                for (size_t i = 0, nw = (size_t)1 << (sh - 6); i < nw; i++) w ^= wp[q][i];
+            }
+            bits |= (uint64_t)__builtin_parityll(w) << q;
+        }
+        for (uint32_t k = 0; k < (n + 7) / 8; k++) dst[q0 / 8 + k] = (uint8_t)(bits >> (8 * k));
+    }
+    return KAGI_OK;
+}
+
 int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t len, kagi_buf *out,
                               int *finished)
 {
@@ -652,39 +749,9 @@ int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t 
         const kagi__layout *l = kagi__frame_layout(&a->s, f);
         uint8_t *dst = kagi_buf_grow(out, ((size_t)nq + 7) / 8);
         if (!dst) return out->err;
-        memset(dst, 0, ((size_t)nq + 7) / 8);
         KAGI__FAIL_IF(nq > (r.len - r.off) / 5, KAGI_ERR_PROTO, "cascade: truncated query list");
         const uint8_t *qb = kagi_rd_take(&r, (size_t)nq * 5);
-        for (uint32_t q = 0; q < nq; q++, qb += 5) {
-            if (q + KAGI__AHEAD < nq && qb[5 * KAGI__AHEAD] < l->nbt) {
-                /* Random view words: fetch ahead (see kagi__prefetch_search). */
-                const uint8_t *n = qb + 5 * KAGI__AHEAD;
-                uint64_t h = (uint32_t)n[1] | (uint32_t)n[2] << 8 | (uint32_t)n[3] << 16 |
-                             (uint32_t)n[4] << 24;
-                if (h && h < 2 * l->T) {
-                    unsigned lev = 63u - (unsigned)__builtin_clzll(h);
-                    size_t plo = (size_t)(h - ((uint64_t)1 << lev)) << (l->logT - lev);
-                    if (plo < l->Nv) __builtin_prefetch(a->views[f].pv[n[0]] + (plo >> 6));
-                }
-            }
-            uint8_t t = qb[0];
-            uint32_t h = (uint32_t)qb[1] | (uint32_t)qb[2] << 8 | (uint32_t)qb[3] << 16 |
-                         (uint32_t)qb[4] << 24;
-            KAGI__FAIL_IF(t >= l->ntrees || h == 0 || h >= 2 * l->T, KAGI_ERR_PROTO,
-                          "cascade: bad query %u of frame %u", q, f);
-            unsigned lev = 31u - (unsigned)__builtin_clz(h), sh = l->logT - lev;
-            size_t lo = (size_t)(h - ((uint32_t)1 << lev)) << sh;
-            int par;
-            if (t < l->nbt && lo + ((size_t)1 << sh) <= l->Nv) {
-                /* Block trees, nearly every query: an aligned run of the view. */
-                par = __builtin_parityll(kagi__span_xor(a->views[f].pv[t], lo, sh));
-            } else {
-                size_t hi;
-                kagi__node_range(l, h, &lo, &hi);
-                par = kagi__view_parity(l, &a->views[f], t, lo, hi);
-            }
-            dst[q >> 3] |= (uint8_t)(par << (q & 7));
-        }
+        KAGI__TRY(kagi__alice_answer(a, f, l, qb, nq, dst));
         a->leak += nq;
     }
     uint32_t nclose = kagi_rd_u32(&r);
@@ -708,17 +775,15 @@ int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t 
 
 /* ---------- Bob ---------- */
 
+/* A search walks one block down from its root. While it waits for an
+ * answer it has split `node` and asked for the parity of its left child;
+ * m and ml are the member counts of the node and of that child. */
 typedef struct kagi__search {
     uint64_t node;
     uint32_t block;
-    uint8_t tree, apar, waiting, dead;
+    uint32_t m, ml;
+    uint8_t tree, apar, dead;
 } kagi__search;
-
-typedef struct kagi__query {
-    uint64_t node;
-    uint32_t search;
-    uint8_t tree;
-} kagi__query;
 
 /* Known parities of the extra passes' trees, few and deep: a small hash. */
 typedef struct kagi__pmap {
@@ -726,23 +791,29 @@ typedef struct kagi__pmap {
     size_t cap, used;
 } kagi__pmap;
 
+/* Block state bits (kagi__bframe.bst). */
+enum { KAGI__ERR = 1, KAGI__ACTIVE = 2, KAGI__APAR = 4 };
+
 typedef struct kagi__bframe {
     const kagi__layout *l;
     kagi__views v;
-    /* Block trees: known and value bits in block-local order (kv_index). */
+    /* Block trees: what Alice said about the left child of each internal
+     * node, a known bit and a value bit (kv_index). A right child's parity
+     * is never stored: a search reaches it through its parent, whose
+     * parity it carries, and the left sibling's. */
     uint64_t *kv[KAGI__MAX_BLOCK_PASSES];
-    kagi__pmap pm;
-    /* Per block of each block tree: byte 2b its error parity (Alice xor
-     * Bob), byte 2b+1 whether a search runs on it; side by side, so a
-     * correction touches one line per tree. */
+    /* Per block of each block tree: KAGI__ERR (Alice's parity xor Bob's),
+     * KAGI__ACTIVE (a search runs on it), KAGI__APAR (Alice's parity of
+     * the block). One byte a block: 16 KB for a 2^20-bit frame at k1 = 64. */
     uint8_t *bst[KAGI__MAX_BLOCK_PASSES];
+    kagi__pmap pm;
     uint8_t *xerr, *xact;        /* per extra tree */
     uint8_t *started;            /* per pass */
+    /* Live searches. After each step every one of them waits for an
+     * answer, in order: query i is the left child of s[i].node. */
     kagi__search *s;
-    size_t ns, cap;
-    kagi__query *q;
-    size_t nq, qcap;
-    const uint8_t *ans;          /* Alice's answers to q, while Bob handles them */
+    size_t ns, cap, nq;
+    const uint8_t *ans;          /* Alice's answers to the nq queries */
     uint32_t pass, wave;         /* next wave to release */
     size_t corrected;
     size_t wave_size;            /* searches started by the last release */
@@ -803,22 +874,33 @@ static int kagi__pmap_put(kagi__pmap *m, uint64_t key, int val)
     return KAGI_OK;
 }
 
-/* Bit index of node h of block tree t in its block-local map: block b
- * owns bits [b * 2k, (b + 1) * 2k), indexed by the node's heap index inside
- * the block, so one search stays in one or two cache lines. */
+/* Bit index, in its tree's known map, of internal node h of block tree t:
+ * block b owns bits [b * k, (b + 1) * k), indexed by the node's heap index
+ * inside the block (1 .. k-1), so a search stays in few cache lines (one
+ * for k <= 256 with the map aligned to lines). */
 static inline size_t kagi__kv_index(const kagi__layout *l, uint32_t t, uint64_t h)
 {
     unsigned lev = 63u - (unsigned)__builtin_clzll(h), lb = l->logT - l->bl[t];
     unsigned d = lev - lb;
     uint64_t b = (h >> d) - ((uint64_t)1 << lb);
     uint64_t local = ((uint64_t)1 << d) | (h & (((uint64_t)1 << d) - 1));
-    return (size_t)((b << (l->bl[t] + 1)) | local);
+    return (size_t)((b << l->bl[t]) | local);
 }
 
+/* Alice's parity of node h of tree t, if Bob knows it. In block trees a
+ * right child reads as unknown: searches never ask for it (they derive it
+ * from the parent and the left child, which is known whenever it is). */
 static inline int kagi__known(const kagi__bframe *F, uint32_t t, uint64_t h, int *val)
 {
-    if (t < F->l->nbt) {
-        size_t i = kagi__kv_index(F->l, t, h);
+    const kagi__layout *l = F->l;
+    if (t < l->nbt) {
+        unsigned lev = 63u - (unsigned)__builtin_clzll(h), lb = l->logT - l->bl[t];
+        if (lev == lb) {
+            *val = (F->bst[t][h - ((uint64_t)1 << lb)] & KAGI__APAR) != 0;
+            return 1;
+        }
+        if (h & 1) return 0;
+        size_t i = kagi__kv_index(l, t, h >> 1);
         const uint64_t *w = F->kv[t] + 2 * (i >> 6); /* known word, then value word */
         if (!((w[0] >> (i & 63)) & 1)) return 0;
         *val = (int)((w[1] >> (i & 63)) & 1);
@@ -829,8 +911,16 @@ static inline int kagi__known(const kagi__bframe *F, uint32_t t, uint64_t h, int
 
 static inline int kagi__learn(kagi__bframe *F, uint32_t t, uint64_t h, int val)
 {
-    if (t < F->l->nbt) {
-        size_t i = kagi__kv_index(F->l, t, h);
+    const kagi__layout *l = F->l;
+    if (t < l->nbt) {
+        unsigned lev = 63u - (unsigned)__builtin_clzll(h), lb = l->logT - l->bl[t];
+        if (lev == lb) {
+            uint8_t *st = &F->bst[t][h - ((uint64_t)1 << lb)];
+            *st = (uint8_t)((*st & ~KAGI__APAR) | (val ? KAGI__APAR : 0));
+            return KAGI_OK;
+        }
+        if (h & 1) return KAGI_OK; /* follows from the parent and the left child */
+        size_t i = kagi__kv_index(l, t, h >> 1);
         uint64_t *w = F->kv[t] + 2 * (i >> 6);
         w[0] |= (uint64_t)1 << (i & 63);
         w[1] |= (uint64_t)(val & 1) << (i & 63);
@@ -838,17 +928,6 @@ static inline int kagi__learn(kagi__bframe *F, uint32_t t, uint64_t h, int val)
     }
     return kagi__pmap_put(&F->pm, (uint64_t)t << 40 | h, val);
 }
-
-static uint8_t *kagi__errpar(kagi__bframe *F, uint32_t t, size_t b)
-{
-    return t < F->l->nbt ? &F->bst[t][2 * b] : &F->xerr[t - F->l->nbt];
-}
-
-static uint8_t *kagi__active(kagi__bframe *F, uint32_t t, size_t b)
-{
-    return t < F->l->nbt ? &F->bst[t][2 * b + 1] : &F->xact[t - F->l->nbt];
-}
-
 
 static int kagi__start_search(kagi__bframe *F, uint32_t t, size_t b)
 {
@@ -859,12 +938,17 @@ static int kagi__start_search(kagi__bframe *F, uint32_t t, size_t b)
         F->s = ns;
         F->cap = nc;
     }
-    uint64_t h = kagi__block_node(F->l, t, b);
+    const kagi__layout *l = F->l;
     int ap = 0;
-    (void)kagi__known(F, t, h, &ap); /* top-level parities are always known */
-    F->s[F->ns++] = (kagi__search){.node = h, .block = (uint32_t)b, .tree = (uint8_t)t,
-                                   .apar = (uint8_t)ap};
-    *kagi__active(F, t, b) = 1;
+    if (t < l->nbt) {
+        ap = (F->bst[t][b] & KAGI__APAR) != 0;
+        F->bst[t][b] |= KAGI__ACTIVE;
+    } else {
+        (void)kagi__known(F, t, 1, &ap); /* top-level parities are always known */
+        F->xact[t - l->nbt] = 1;
+    }
+    F->s[F->ns++] = (kagi__search){.node = t < l->nbt ? (l->T >> l->bl[t]) + b : 1,
+                                   .block = (uint32_t)b, .tree = (uint8_t)t, .apar = (uint8_t)ap};
     return KAGI_OK;
 }
 
@@ -881,30 +965,16 @@ static int kagi__correct(kagi__bframe *F, size_t i)
     for (uint32_t t = 0; t < l->nbt && F->started[t]; t++) {
         size_t v = kagi__fwd(l, t, i), b = v >> l->bl[t];
         F->v.pv[t][v >> 6] ^= (uint64_t)1 << (v & 63);
-        uint8_t *e = &F->bst[t][2 * b];
-        *e ^= 1;
-        if (*e && !e[1]) KAGI__TRY(kagi__start_search(F, t, b));
+        uint8_t st = F->bst[t][b] ^= KAGI__ERR;
+        if ((st & (KAGI__ERR | KAGI__ACTIVE)) == KAGI__ERR) KAGI__TRY(kagi__start_search(F, t, b));
     }
     for (uint32_t j = 0; j < l->extra && F->started[l->nbt + j]; j++) {
-        int in = (int)((l->masks[(size_t)j * l->W + (i >> 6)] >> (i & 63)) & 1);
+        int in = (int)((kagi__half_word(l, j, i >> 6) >> (i & 63)) & 1);
         uint32_t e = 2 * j + (in ? 0 : 1);
         F->xerr[e] ^= 1;
         if (F->xerr[e] && !F->xact[e])
             KAGI__TRY(kagi__start_search(F, l->nbt + e, 0));
     }
-    return KAGI_OK;
-}
-
-static int kagi__push_query(kagi__bframe *F, uint32_t t, uint64_t h, size_t si)
-{
-    if (F->nq == F->qcap) {
-        size_t nc = F->qcap ? 2 * F->qcap : 256;
-        kagi__query *nqs = realloc(F->q, nc * sizeof *nqs);
-        KAGI__FAIL_IF(!nqs, KAGI_ERR_NOMEM, "out of memory");
-        F->q = nqs;
-        F->qcap = nc;
-    }
-    F->q[F->nq++] = (kagi__query){.node = h, .search = (uint32_t)si, .tree = (uint8_t)t};
     return KAGI_OK;
 }
 
@@ -914,8 +984,14 @@ static int kagi__end_search(kagi__bframe *F, size_t si)
     kagi__search *s = &F->s[si];
     s->dead = 1;
     uint32_t t = s->tree, b = s->block;
-    *kagi__active(F, t, b) = 0;
-    if (*kagi__errpar(F, t, b)) return kagi__start_search(F, t, b);
+    const kagi__layout *l = F->l;
+    if (t < l->nbt) {
+        F->bst[t][b] &= (uint8_t)~KAGI__ACTIVE;
+        if (F->bst[t][b] & KAGI__ERR) return kagi__start_search(F, t, b);
+        return KAGI_OK;
+    }
+    F->xact[t - l->nbt] = 0;
+    if (F->xerr[t - l->nbt]) return kagi__start_search(F, t, b);
     return KAGI_OK;
 }
 
@@ -934,62 +1010,72 @@ static inline size_t kagi__span_members(const kagi__layout *l, uint32_t t, int f
  * range is clipped. Same decisions as the generic loop, but the node's
  * range, members and known-map index are carried from step to step: the
  * node's own parity is checked only on entry (a child chosen below always
- * differs from Alice, and its member count follows from the parent's). */
-static int kagi__advance_block(kagi__bframe *F, size_t si)
+ * differs from Alice, and its member count follows from the parent's).
+ * ans is Alice's parity of the left child the search waits for, or -1
+ * for a search that is not waiting; the counts saved while it waited
+ * spare recounting them. */
+static int kagi__advance_block(kagi__bframe *F, size_t si, int ans)
 {
     const kagi__layout *l = F->l;
     kagi__search *s = &F->s[si];
     const uint32_t t = s->tree;
-    const unsigned logT = l->logT, bl = l->bl[t];
+    const unsigned logT = l->logT, bl = l->bl[t], lb = logT - bl;
     const uint64_t *v = F->v.pv[t];
     uint64_t *kv = F->kv[t];
-    const size_t b = s->block, kbase = (size_t)b << (bl + 1);
-    const int full = (int)((l->full[t][b >> 6] >> (b & 63)) & 1);
+    const size_t b = s->block, kbase = (size_t)b << bl;
     uint64_t h = s->node;
     unsigned lev = 63u - (unsigned)__builtin_clzll(h), sh = logT - lev;
     size_t lo = (size_t)(h - ((uint64_t)1 << lev)) << sh;
     /* Local heap index of h inside its block (the known-map index). */
-    size_t u = ((size_t)1 << (lev - (logT - bl))) | (size_t)(h & (((uint64_t)1 << (lev - (logT - bl))) - 1));
-    unsigned apar = s->apar;
+    size_t u = ((size_t)1 << (lev - lb)) | (size_t)(h & (((uint64_t)1 << (lev - lb)) - 1));
+    unsigned apar = s->apar, pl = 0;
+    size_t m, ml = 0;
+    if (ans >= 0) {
+        /* Learnt even if the search ends here: later searches use it. */
+        size_t i = kbase | u;
+        kv[2 * (i >> 6)] |= (uint64_t)1 << (i & 63);
+        kv[2 * (i >> 6) + 1] |= (uint64_t)ans << (i & 63);
+        pl = (unsigned)ans;
+        m = s->m;
+        ml = s->ml;
+    }
     if (!((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ apar))
         return kagi__end_search(F, si);
-    size_t m = kagi__span_members(l, t, full, lo, sh);
-    for (;;) {
-        if (m == 1) {
-            size_t p;
-            if (t == 0) p = lo;
-            else p = kagi__inv(l, t, sh ? kagi__first_set(l->real[t], NULL, lo, lo + ((size_t)1 << sh)) : lo);
-            KAGI__TRY(kagi__correct(F, p));
-            return kagi__end_search(F, si);
-        }
-        sh--;
-        size_t ml = kagi__span_members(l, t, full, lo, sh);
-        if (ml == 0) { /* all members on the right: same parity, same count */
-            h = 2 * h + 1;
-            u = 2 * u + 1;
-            lo += (size_t)1 << sh;
-            continue;
-        }
-        if (ml == m) {
-            h = 2 * h;
-            u = 2 * u;
-            continue;
-        }
-        size_t il = kbase | (2 * u), ir = il | 1;
-        const uint64_t *wl = kv + 2 * (il >> 6), *wr = kv + 2 * (ir >> 6);
-        unsigned pl;
-        if ((wl[0] >> (il & 63)) & 1) {
-            pl = (unsigned)(wl[1] >> (il & 63)) & 1;
-        } else if ((wr[0] >> (ir & 63)) & 1) {
-            pl = apar ^ ((unsigned)(wr[1] >> (ir & 63)) & 1);
-            kv[2 * (il >> 6)] |= (uint64_t)1 << (il & 63);
-            kv[2 * (il >> 6) + 1] |= (uint64_t)pl << (il & 63);
-        } else {
-            s->node = h;
-            s->apar = (uint8_t)apar;
-            KAGI__TRY(kagi__push_query(F, t, 2 * h, si));
-            F->s[si].waiting = 1;
-            return KAGI_OK;
+    const int full = (int)((l->full[t][b >> 6] >> (b & 63)) & 1);
+    if (ans < 0) m = kagi__span_members(l, t, full, lo, sh);
+    else sh--; /* resume at the split: the left child's parity is known now */
+    for (int split = ans >= 0;; split = 0) {
+        if (!split) {
+            if (m == 1) {
+                size_t p;
+                if (t == 0) p = lo;
+                else p = kagi__inv(l, t, sh ? kagi__first_set(l->real[t], lo, lo + ((size_t)1 << sh)) : lo);
+                KAGI__TRY(kagi__correct(F, p));
+                return kagi__end_search(F, si);
+            }
+            sh--;
+            ml = kagi__span_members(l, t, full, lo, sh);
+            if (ml == 0) { /* all members on the right: same parity, same count */
+                h = 2 * h + 1;
+                u = 2 * u + 1;
+                lo += (size_t)1 << sh;
+                continue;
+            }
+            if (ml == m) {
+                h = 2 * h;
+                u = 2 * u;
+                continue;
+            }
+            size_t i = kbase | u;
+            const uint64_t *w = kv + 2 * (i >> 6);
+            if (!((w[0] >> (i & 63)) & 1)) {
+                s->node = h;
+                s->apar = (uint8_t)apar;
+                s->m = (uint32_t)m;
+                s->ml = (uint32_t)ml;
+                return KAGI_OK; /* waits for the left child's parity */
+            }
+            pl = (unsigned)(w[1] >> (i & 63)) & 1;
         }
         if ((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ pl) {
             h = 2 * h;
@@ -1002,20 +1088,20 @@ static int kagi__advance_block(kagi__bframe *F, size_t si)
             lo += (size_t)1 << sh;
             apar ^= pl;
             m -= ml;
-            kv[2 * (ir >> 6)] |= (uint64_t)1 << (ir & 63);
-            kv[2 * (ir >> 6) + 1] |= (uint64_t)apar << (ir & 63);
         }
     }
 }
 
-/* Descend as far as known parities allow; stop at a query or the end. */
-static int kagi__advance(kagi__bframe *F, size_t si)
+/* Descend as far as known parities allow; stop at a query or the end.
+ * ans as for kagi__advance_block. */
+static int kagi__advance(kagi__bframe *F, size_t si, int ans)
 {
     const kagi__layout *l = F->l;
     {
         const kagi__search *s = &F->s[si];
         if (s->tree < l->nbt && ((size_t)(s->block + 1) << l->bl[s->tree]) <= l->Nv)
-            return kagi__advance_block(F, si);
+            return kagi__advance_block(F, si, ans);
+        if (ans >= 0) KAGI__TRY(kagi__learn(F, s->tree, 2 * s->node, ans));
     }
     for (;;) {
         kagi__search *s = &F->s[si];
@@ -1028,13 +1114,8 @@ static int kagi__advance(kagi__bframe *F, size_t si)
         if (m == 1) {
             size_t p;
             if (t == 0) p = lo;
-            else if (t < l->nbt) p = kagi__inv(l, t, kagi__first_set(l->real[t], NULL, lo, hi));
-            else {
-                uint32_t e = t - l->nbt;
-                const uint64_t *mk = l->masks + (size_t)(e / 2) * l->W;
-                p = (e & 1) ? kagi__first_set(l->real[0], mk, lo, hi)
-                            : kagi__first_set(mk, NULL, lo, hi);
-            }
+            else if (t < l->nbt) p = kagi__inv(l, t, kagi__first_set(l->real[t], lo, hi));
+            else p = kagi__xfirst(l, t - l->nbt, lo, hi);
             KAGI__TRY(kagi__correct(F, p));
             return kagi__end_search(F, si);
         }
@@ -1056,9 +1137,7 @@ static int kagi__advance(kagi__bframe *F, size_t si)
                 pl = s->apar ^ pr;
                 KAGI__TRY(kagi__learn(F, t, L, pl));
             } else {
-                KAGI__TRY(kagi__push_query(F, t, L, si));
-                F->s[si].waiting = 1;
-                return KAGI_OK;
+                return KAGI_OK; /* waits for the parity of L */
             }
         }
         if (kagi__view_parity(l, &F->v, t, llo, lhi) ^ pl) {
@@ -1072,8 +1151,8 @@ static int kagi__advance(kagi__bframe *F, size_t si)
     }
 }
 
-/* Searches touch random blocks: fetch the next ones' lines while this one
- * works, instead of stalling on each in turn. */
+/* Waiting searches touch random blocks: fetch the next ones' lines while
+ * this one works, instead of stalling on each in turn. */
 static inline void kagi__prefetch_search(const kagi__bframe *F, const kagi__search *s)
 {
     const kagi__layout *l = F->l;
@@ -1082,6 +1161,7 @@ static inline void kagi__prefetch_search(const kagi__bframe *F, const kagi__sear
     __builtin_prefetch(F->kv[s->tree] + 2 * (i >> 6));
     kagi__node_range(l, s->node, &lo, &hi);
     __builtin_prefetch(F->v.pv[s->tree] + (lo >> 6));
+    if (s->tree) __builtin_prefetch(l->real[s->tree] + (lo >> 6));
 }
 
 static void kagi__bframe_free(kagi__bframe *F)
@@ -1096,7 +1176,6 @@ static void kagi__bframe_free(kagi__bframe *F)
     free(F->xact);
     free(F->started);
     free(F->s);
-    free(F->q);
     const kagi__layout *l = F->l;
     size_t corrected = F->corrected;
     int done = F->done;
@@ -1121,15 +1200,17 @@ static int kagi__bframe_open(kagi_cascade_bob *B, size_t f)
     F->l = l;
     KAGI__TRY(kagi__views_build(&F->v, l, B->key, f * B->s.p.frame_bits, 0));
     for (unsigned t = 0; t < l->nbt; t++) {
-        size_t hw = ((l->nblocks[t] << (l->bl[t] + 1)) + 63) / 64;
-        if (!F->kv[t]) F->kv[t] = malloc(2 * hw * 8);
-        if (!F->bst[t]) F->bst[t] = malloc(2 * l->nblocks[t]);
+        /* Line-aligned, so that a block of up to 256 bits has its map in
+         * one line. */
+        size_t bytes = (((l->nblocks[t] << l->bl[t]) + 63) / 64 * 16 + 63) & ~(size_t)63;
+        if (!F->kv[t]) F->kv[t] = aligned_alloc(64, bytes);
+        if (!F->bst[t]) F->bst[t] = malloc(l->nblocks[t]);
         if (!F->kv[t] || !F->bst[t])
             return kagi__err(KAGI_ERR_NOMEM, "out of memory");
         /* Cleared now rather than calloc'd: untouched pages would fault on
-         * first use, twice (read, then write), and drop the prefetches. */
-        memset(F->kv[t], 0, 2 * hw * 8);
-        memset(F->bst[t], 0, 2 * l->nblocks[t]);
+         * first use, twice (read, then write), and drop the prefetches.
+         * bst is written whole when Alice's block parities arrive. */
+        memset(F->kv[t], 0, bytes);
     }
     if (!F->xerr) F->xerr = malloc(2 * l->extra + 1);
     if (!F->xact) F->xact = malloc(2 * l->extra + 1);
@@ -1176,10 +1257,11 @@ static int kagi__bframe_top(kagi__bframe *F, const uint8_t *bits, size_t *leak)
     size_t i = 0;
     int total = 0;
     for (uint32_t t = 0; t < l->nbt; t++) {
+        uint8_t *st = F->bst[t];
         for (size_t b = 0; b < l->nblocks[t]; b++, i++) {
             int ap = (bits[i >> 3] >> (i & 7)) & 1;
             if (t == 0) total ^= ap;
-            KAGI__TRY(kagi__learn(F, t, kagi__block_node(l, t, b), ap));
+            st[b] = ap ? KAGI__APAR : 0;
         }
     }
     *leak += l->top_leak; /* padding-only blocks are not counted */
@@ -1199,30 +1281,20 @@ static int kagi__begin_pass(kagi__bframe *F, uint32_t p)
     const kagi__layout *l = F->l;
     F->started[p] = 1;
     if (p < l->nbt) {
-        if (p > 0) {
-            uint64_t *tmp = malloc(l->W * 8);
-            KAGI__FAIL_IF(!tmp, KAGI_ERR_NOMEM, "out of memory");
-            kagi__permute(l, p, F->v.x, F->v.pv[p], tmp);
-            kagi__wipe(tmp, l->W * 8);
-            free(tmp);
-        }
+        if (p > 0) kagi__permute(l, p, F->v.x, F->v.pv[p]);
         size_t k = (size_t)1 << l->bl[p];
+        uint8_t *st = F->bst[p];
         for (size_t b = 0; b < l->nblocks[p]; b++) {
             size_t lo = b * k, hi = lo + k > l->Nv ? l->Nv : lo + k;
-            int ap = 0;
-            (void)kagi__known(F, p, kagi__block_node(l, p, b), &ap);
-            F->bst[p][2 * b] = (uint8_t)(ap ^ kagi__parity(F->v.pv[p], NULL, lo, hi));
+            int e = ((st[b] & KAGI__APAR) != 0) ^ kagi__parity(F->v.pv[p], lo, hi);
+            st[b] = (uint8_t)((st[b] & ~KAGI__ERR) | (e ? KAGI__ERR : 0));
         }
         return KAGI_OK;
     }
     uint32_t j = p - l->nbt, t = l->nbt + 2 * j;
-    const uint64_t *mk = l->masks + (size_t)j * l->W;
-    uint64_t acc = 0, all = 0;
-    for (size_t i = 0; i < l->W; i++) {
-        acc ^= F->v.x[i] & mk[i];
-        all ^= F->v.x[i];
-    }
-    int ps = __builtin_parityll(acc), pc = __builtin_parityll(acc ^ all), as = 0, ac = 0;
+    uint64_t all = 0;
+    for (size_t i = 0; i < l->W; i++) all ^= F->v.x[i];
+    int ps = kagi__half_parity(l, j, F->v.x), pc = ps ^ __builtin_parityll(all), as = 0, ac = 0;
     (void)kagi__known(F, t, 1, &as);
     (void)kagi__known(F, t + 1, 1, &ac);
     F->xerr[2 * j] = (uint8_t)(as ^ ps);
@@ -1255,7 +1327,7 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
             size_t nb = l->nblocks[p], per = (nb + nw - 1) / nw;
             size_t b0 = (size_t)w * per, b1 = b0 + per > nb ? nb : b0 + per;
             for (size_t b = b0; b < b1; b++)
-                if (F->bst[p][2 * b] && !F->bst[p][2 * b + 1]) {
+                if ((F->bst[p][b] & (KAGI__ERR | KAGI__ACTIVE)) == KAGI__ERR) {
                     *rc = kagi__start_search(F, p, b);
                     if (*rc) return 0;
                 }
@@ -1272,33 +1344,26 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
 }
 
 /* Runs every search of a frame until each waits for an answer or the
- * frame is done. */
+ * frame is done. ans holds Alice's answers to the frame's nq queries
+ * (NULL when there are none): answer i goes straight to search i. */
 static int kagi__bframe_step(kagi__bframe *F, uint32_t waves, const uint8_t *ans)
 {
-    /* Every live search waits on query i == its index (see the refresh
-     * below). Learning answer i right before advancing search i keeps the
-     * block's lines hot, and decides exactly as learning all answers first:
-     * a search reads only its own block's known parities. Queries pushed
-     * meanwhile land at indices <= i, already consumed. */
-    size_t nans = ans ? F->nq : 0;
+    size_t nans = ans ? F->nq : 0, from = 0;
     F->nq = 0;
     for (;;) {
-        for (size_t i = 0; i < F->ns; i++) {
-            if (i + KAGI__AHEAD < F->ns) kagi__prefetch_search(F, &F->s[i + KAGI__AHEAD]);
-            if (i < nans) {
-                const kagi__query Q = F->q[i];
-                KAGI__FAIL_IF(Q.search != i || !F->s[i].waiting, KAGI_ERR_RECONCILE,
-                              "cascade: query %zu out of step", i);
-                KAGI__TRY(kagi__learn(F, Q.tree, Q.node, (ans[i >> 3] >> (i & 7)) & 1));
-                F->s[i].waiting = 0;
-            }
-            if (!F->s[i].dead && !F->s[i].waiting) KAGI__TRY(kagi__advance(F, i));
+        /* Searches started meanwhile (by corrections) are appended and
+         * run in the same sweep. */
+        for (size_t i = from; i < F->ns; i++) {
+            if (i + KAGI__AHEAD < nans) kagi__prefetch_search(F, &F->s[i + KAGI__AHEAD]);
+            int a = i < nans ? (ans[i >> 3] >> (i & 7)) & 1 : -1;
+            KAGI__TRY(kagi__advance(F, i, a));
         }
         nans = 0;
         size_t k = 0;
         for (size_t i = 0; i < F->ns; i++)
             if (!F->s[i].dead) F->s[k++] = F->s[i];
         F->ns = k;
+        from = k;
         /* Chains of cascaded corrections leave a long tail of rounds with
          * a handful of searches: start the next block-pass wave then. */
         if (F->ns && F->pass > 0 && F->pass < F->l->nbt && F->ns * KAGI__EARLY <= F->wave_size) {
@@ -1309,10 +1374,7 @@ static int kagi__bframe_step(kagi__bframe *F, uint32_t waves, const uint8_t *ans
             continue;
         }
         if (F->ns) {
-            /* Queries point at searches by index: refresh after compaction. */
-            size_t qi = 0;
-            for (size_t i = 0; i < F->ns; i++)
-                if (F->s[i].waiting) F->q[qi++].search = (uint32_t)i;
+            F->nq = F->ns; /* every live search waits, in order */
             return KAGI_OK;
         }
         int rc = KAGI_OK;
@@ -1322,6 +1384,7 @@ static int kagi__bframe_step(kagi__bframe *F, uint32_t waves, const uint8_t *ans
             return KAGI_OK;
         }
         F->wave_size = F->ns;
+        from = 0;
     }
 }
 
@@ -1422,8 +1485,8 @@ static int kagi__bob_emit(kagi_cascade_bob *B, kagi_buf *out, int *done)
         uint8_t *d = kagi_buf_grow(out, 5 * F->nq);
         if (!d) break;
         for (size_t q = 0; q < F->nq; q++, d += 5) {
-            uint64_t h = F->q[q].node;
-            d[0] = F->q[q].tree;
+            uint64_t h = 2 * F->s[q].node;
+            d[0] = F->s[q].tree;
             d[1] = (uint8_t)h;
             d[2] = (uint8_t)(h >> 8);
             d[3] = (uint8_t)(h >> 16);
