@@ -74,6 +74,15 @@ check "TCP: the two processes wrote identical keys" cmp -s "$T/ta" "$T/tb"
 check "TCP: auth key files consumed alike" cmp -s "$T/auth-a" "$T/auth-b"
 check "TCP: auth key file shrank by the tags spent" test "$(stat -c %s "$T/auth-a")" -eq $(( 65536 - 1024 / 8 ))
 
+# Role mode usage errors, and a peer that never comes keeps the auth key.
+expect_fail "role needs an auth key" 2 "needs '--auth-key FILE'" "" -- "$kagi" distill --role alice --listen 127.0.0.1:1 --alice "$T/a" --out-alice "$T/ra" --bits $n
+expect_fail "listen without role" 2 "need --role" "" -- "$kagi" distill --listen 127.0.0.1:1 --alice "$T/a" --bob "$T/b" --bits $n --out-alice "$T/ra" --out-bob "$T/rb"
+head -c 64 /dev/urandom > "$T/tiny.key"
+expect_fail "auth key too short" 1 "holds 512 bits, at least 1024" "$T/ra" -- "$kagi" distill --role alice --listen 127.0.0.1:1 --auth-key "$T/tiny.key" --alice "$T/a" --out-alice "$T/ra" --bits $n
+cp "$T/auth-a" "$T/auth-lonely"
+expect_fail "no peer: connection error" 1 "cannot connect" "$T/rb" -- "$kagi" distill --role bob --connect 127.0.0.1:9 --auth-key "$T/auth-lonely" --bob "$T/b" --out-bob "$T/rb" --bits $n --timeout 1
+check "no peer: auth key file untouched" cmp -s "$T/auth-lonely" "$T/auth-a"
+
 # An attacker flips one bit on the wire: in a tagged message (offset 20,
 # Bob's hello) or deep inside Cascade (offset 60000, covered by the tag on
 # Bob's verdict). Both stop with a clear error and no key on either side.

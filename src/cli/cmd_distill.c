@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "internal.h"
 #include "kagi/auth.h"
 #include "kagi/distill.h"
 #include "kagi/error.h"
@@ -124,8 +125,7 @@ static int kagi__local(kagi_cli_cmd *cmd)
     return e ? kagi_cli_fail(cmd, e) : KAGI_EXIT_OK;
 }
 
-/* Loads the pre-shared key and empties its file before any bit is used,
- * so that a crash can lose authentication key but never reuse it. */
+/* Reads the whole pre-shared key file. */
 static int kagi__auth_load(const char *path, kagi_bits **key)
 {
     FILE *f = fopen(path, "rb");
@@ -134,15 +134,18 @@ static int kagi__auth_load(const char *path, kagi_bits **key)
     long sz = ftell(f);
     fclose(f);
     /* Two hash keys and a few tags at the very least. */
-    if (sz < 128) {
-        fprintf(stderr, "kagi distill: %s: authentication key holds %ld bits, at least 1024 needed\n",
-                path, sz > 0 ? sz * 8 : 0L);
-        return KAGI_ERR_SHORT;
-    }
-    int e = kagi_bits_read_file(path, (size_t)sz * 8, key);
-    if (e) return e;
+    if (sz < 128)
+        return kagi__err(KAGI_ERR_SHORT, "%s: authentication key holds %ld bits, at least 1024 needed",
+                         path, sz > 0 ? sz * 8 : 0L);
+    return kagi_bits_read_file(path, (size_t)sz * 8, key);
+}
+
+/* Empties the key file before the first authenticated message: a crash can
+ * lose authentication key but never make a pad serve twice. */
+static int kagi__auth_reserve(const char *path)
+{
     kagi_bits *none = NULL;
-    e = kagi_bits_new(&none, 0);
+    int e = kagi_bits_new(&none, 0);
     if (!e) e = kagi_bits_write_file(path, none);
     kagi_bits_free(none);
     return e;
@@ -178,6 +181,7 @@ static int kagi__role(kagi_cli_cmd *cmd, const char *role)
     if (!e) e = lis ? kagi_channel_tcp_listen(lis, (int)timeout, &ch)
                     : kagi_channel_tcp_connect(con, (int)timeout, &ch);
     if (!e) e = alice ? kagi_channel_auth(ch, ab, ba) : kagi_channel_auth(ch, ba, ab);
+    if (!e) e = kagi__auth_reserve(ak); /* only once a peer is there */
     if (!e) e = alice ? kagi_distill_alice(ch, key, &p, &final, &r)
                       : kagi_distill_bob(ch, key, &p, &final, &r);
     if (!e) e = kagi_bits_write_file(out, final);
