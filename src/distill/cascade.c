@@ -19,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "internal.h"
 #include "kagi/cascade.h"
 
@@ -62,7 +66,53 @@ static size_t kagi__first_set(const uint64_t *w, size_t lo, size_t hi)
     return hi;
 }
 
-/* In-place transpose of a 64x64 bit matrix: bit c of a[r] <-> bit r of a[c]. */
+/* In-place transpose of a 64x64 bit matrix: bit c of a[r] <-> bit r of a[c].
+ * Six rounds; round j swaps, for each pair of rows (k, k + j) with bit j
+ * of k clear, the high j-bit groups of row k with the low ones of row k + j. */
+#if defined(__AVX2__)
+/* Rows k and k + j (j >= 4) sit in different vectors of four rows. */
+#define KAGI__TROUND(a, b, j, m)                                                     \
+    do {                                                                               \
+        __m256i t_ = _mm256_and_si256(_mm256_xor_si256(_mm256_srli_epi64(a, j), b), m); \
+        a = _mm256_xor_si256(a, _mm256_slli_epi64(t_, j));                            \
+        b = _mm256_xor_si256(b, t_);                                                   \
+    } while (0)
+
+/* AVX2: the 64 rows in 16 registers, about 500 instructions instead of
+ * ~3,000 for the compiler's vectorisation of the scalar rounds. Rounds 2
+ * and 1 pair rows inside a vector: a lane swap brings the partner row
+ * alongside, and the mask keeps the low row of each pair. */
+static void kagi__transpose64(uint64_t *a)
+{
+    __m256i v[16];
+    for (unsigned i = 0; i < 16; i++) v[i] = _mm256_loadu_si256((const __m256i *)(a + 4 * i));
+    const __m256i m32 = _mm256_set1_epi64x(0x00000000FFFFFFFFll);
+    const __m256i m16 = _mm256_set1_epi64x(0x0000FFFF0000FFFFll);
+    const __m256i m8 = _mm256_set1_epi64x(0x00FF00FF00FF00FFll);
+    const __m256i m4 = _mm256_set1_epi64x(0x0F0F0F0F0F0F0F0Fll);
+    for (unsigned i = 0; i < 8; i++) KAGI__TROUND(v[i], v[i + 8], 32, m32);
+    for (unsigned i = 0; i < 16; i++)
+        if (!(i & 4)) KAGI__TROUND(v[i], v[i + 4], 16, m16);
+    for (unsigned i = 0; i < 16; i++)
+        if (!(i & 2)) KAGI__TROUND(v[i], v[i + 2], 8, m8);
+    for (unsigned i = 0; i < 16; i += 2) KAGI__TROUND(v[i], v[i + 1], 4, m4);
+    const __m256i m2 = _mm256_set_epi64x(0, 0, 0x3333333333333333ll, 0x3333333333333333ll);
+    const __m256i m1 = _mm256_set_epi64x(0, 0x5555555555555555ll, 0, 0x5555555555555555ll);
+    for (unsigned i = 0; i < 16; i++) {
+        __m256i x = v[i];
+        __m256i t = _mm256_and_si256(
+            _mm256_xor_si256(_mm256_srli_epi64(x, 2), _mm256_permute4x64_epi64(x, 0x4E)), m2);
+        x = _mm256_xor_si256(x, _mm256_or_si256(_mm256_slli_epi64(t, 2),
+                                                _mm256_permute4x64_epi64(t, 0x4E)));
+        t = _mm256_and_si256(
+            _mm256_xor_si256(_mm256_srli_epi64(x, 1), _mm256_shuffle_epi32(x, 0x4E)), m1);
+        x = _mm256_xor_si256(x, _mm256_or_si256(_mm256_slli_epi64(t, 1),
+                                                _mm256_shuffle_epi32(t, 0x4E)));
+        _mm256_storeu_si256((__m256i *)(a + 4 * i), x);
+    }
+}
+#undef KAGI__TROUND
+#else
 static inline void kagi__transpose_round(uint64_t *a, unsigned j, uint64_t m)
 {
     for (unsigned k0 = 0; k0 < 64; k0 += 2 * j)
@@ -73,8 +123,7 @@ static inline void kagi__transpose_round(uint64_t *a, unsigned j, uint64_t m)
         }
 }
 
-/* Rounds with constant strides: the compiler unrolls and vectorises them
- * (about 4x fewer instructions than one loop over variable strides). */
+/* Rounds with constant strides: the compiler unrolls and vectorises them. */
 static void kagi__transpose64(uint64_t *a)
 {
     kagi__transpose_round(a, 32, 0x00000000FFFFFFFFull);
@@ -84,6 +133,7 @@ static void kagi__transpose64(uint64_t *a)
     kagi__transpose_round(a, 2, 0x3333333333333333ull);
     kagi__transpose_round(a, 1, 0x5555555555555555ull);
 }
+#endif
 
 static void kagi__shuffle32(uint32_t *p, uint32_t n, kagi_rng *r)
 {
@@ -179,6 +229,19 @@ static int kagi__half_parity(const kagi__layout *l, uint32_t j, const uint64_t *
         z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
         acc ^= xv & (z ^ (z >> 31)) & rv;
+    }
+    return __builtin_parityll(acc[0] ^ acc[1] ^ acc[2] ^ acc[3]);
+}
+
+/* Parity of the n words of x, n a multiple of 4 (-O2 does not vectorise
+ * the scalar loop). */
+static int kagi__xor_parity(const uint64_t *x, size_t n)
+{
+    kagi__u64x4 acc = {0, 0, 0, 0};
+    for (size_t i = 0; i < n; i += 4) {
+        kagi__u64x4 xv;
+        memcpy(&xv, x + i, sizeof xv);
+        acc ^= xv;
     }
     return __builtin_parityll(acc[0] ^ acc[1] ^ acc[2] ^ acc[3]);
 }
@@ -641,53 +704,53 @@ static int kagi__alice_begin(kagi_cascade_alice *a, kagi_rd *r)
 /* Answers nq queries (5 bytes each) about frame f into dst (zeroed, one
  * bit each). Batches of 64: first decode, check and fetch every view line
  * of the batch, then take the parities, so the random lines load in
- * parallel instead of one after another. */
+ * parallel instead of one after another. A node of up to 64 bits is one
+ * word and a mask, a larger one a run of whole words. */
 static int kagi__alice_answer(const kagi_cascade_alice *a, uint32_t f, const kagi__layout *l,
                               const uint8_t *qb, uint32_t nq, uint8_t *dst)
 {
     const kagi__views *v = &a->views[f];
     /* Locals: the compiler cannot keep fields in registers across the stores below. */
     const uint32_t ntrees = l->ntrees, nbt = l->nbt, logT = l->logT;
-    const uint64_t T2 = 2 * l->T;
+    const uint64_t T = l->T, T2m1 = 2 * T - 1; /* nodes are 1 .. 2T-1 */
     const size_t Nv = l->Nv;
     const uint64_t *pv[KAGI__MAX_BLOCK_PASSES];
     memcpy(pv, v->pv, sizeof pv);
     const uint64_t *wp[64];
-    uint16_t shv[64]; /* sh << 6 | offset in the word */
+    uint64_t mask[64], zero = 0;
+    uint32_t nw[64]; /* words of the node (1 for 64 bits or fewer) */
     for (uint32_t q0 = 0; q0 < nq; q0 += 64) {
         uint32_t n = nq - q0 < 64 ? nq - q0 : 64;
-        uint64_t bits = 0, slow = 0;
+        uint64_t bits = 0;
         const uint8_t *e = qb + 5 * (size_t)q0;
         for (uint32_t q = 0; q < n; q++, e += 5) {
             uint32_t t = e[0];
-            uint32_t h = (uint32_t)e[1] | (uint32_t)e[2] << 8 | (uint32_t)e[3] << 16 |
+            uint64_t h = (uint32_t)e[1] | (uint32_t)e[2] << 8 | (uint32_t)e[3] << 16 |
                          (uint32_t)e[4] << 24;
-            KAGI__FAIL_IF(t >= ntrees || h == 0 || h >= T2, KAGI_ERR_PROTO,
-                          "cascade: bad query %u of frame %u", q0 + q, f);
-            unsigned lev = 31u - (unsigned)__builtin_clz(h), sh = logT - lev;
-            size_t lo = (size_t)(h - ((uint32_t)1 << lev)) << sh;
-            if (t < nbt && lo + ((size_t)1 << sh) <= Nv) {
-                /* Block trees, nearly every query: an aligned run of the view. */
-                wp[q] = pv[t] + (lo >> 6);
-                shv[q] = (uint16_t)(sh << 6 | (sh < 6 ? lo & 63 : 0));
-                __builtin_prefetch(wp[q]);
-            } else {
-                size_t hi;
-                kagi__node_range(l, h, &lo, &hi);
-                slow |= (uint64_t)1 << q;
-                bits |= (uint64_t)kagi__view_parity(l, v, t, lo, hi) << q;
+            if (t < nbt && h - 1 < T2m1) {
+                unsigned sh = logT - (63u - (unsigned)__builtin_clzll(h));
+                size_t lo = (size_t)((h << sh) - T);
+                if (lo + ((size_t)1 << sh) <= Nv) {
+                    /* Block trees, nearly every query: an aligned run of the view. */
+                    wp[q] = pv[t] + (lo >> 6);
+                    mask[q] = (~(uint64_t)0 >> (sh < 6 ? 64 - (1u << sh) : 0)) << (lo & 63);
+                    nw[q] = sh < 6 ? 1 : 1u << (sh - 6);
+                    __builtin_prefetch(wp[q]);
+                    continue;
+                }
             }
+            KAGI__FAIL_IF(t >= ntrees || h - 1 >= T2m1, KAGI_ERR_PROTO,
+                          "cascade: bad query %u of frame %u", q0 + q, f);
+            size_t lo, hi;
+            kagi__node_range(l, h, &lo, &hi);
+            bits |= (uint64_t)kagi__view_parity(l, v, t, lo, hi) << q;
+            wp[q] = &zero; /* adds nothing below */
+            mask[q] = 0;
+            nw[q] = 1;
         }
         for (uint32_t q = 0; q < n; q++) {
-            if ((slow >> q) & 1) continue;
-            unsigned sh = shv[q] >> 6, off = shv[q] & 63;
-            uint64_t w;
-            if (sh < 6) {
-                w = wp[q][0] & ((((uint64_t)1 << (1u << sh)) - 1) << off);
-            } else {
-                w = 0;
-                for (size_t i = 0, nw = (size_t)1 << (sh - 6); i < nw; i++) w ^= wp[q][i];
-            }
+            uint64_t w = wp[q][0] & mask[q];
+            for (uint32_t i = 1; i < nw[q]; i++) w ^= wp[q][i];
             bits |= (uint64_t)__builtin_parityll(w) << q;
         }
         for (uint32_t k = 0; k < (n + 7) / 8; k++) dst[q0 / 8 + k] = (uint8_t)(bits >> (8 * k));
@@ -776,14 +839,36 @@ int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t 
 /* ---------- Bob ---------- */
 
 /* A search walks one block down from its root. While it waits for an
- * answer it has split `node` and asked for the parity of its left child;
- * m and ml are the member counts of the node and of that child. */
+ * answer it has split its node and asked for the parity of its left child;
+ * m and ml are the member counts of the node and of that child. The node
+ * is kept as its range [lo, lo + 2^sh) and, in block trees, its heap
+ * index u inside the block: the search step needs those, and the heap
+ * index in the tree is (T + lo) >> sh (kagi__search_node). */
 typedef struct kagi__search {
-    uint64_t node;
     uint32_t block;
     uint32_t m, ml;
-    uint8_t tree, apar, dead;
+    uint32_t lo, u;
+    uint8_t sh, tree, apar, dead;
+    uint8_t flags; /* KAGI__FAST, KAGI__FULL */
 } kagi__search;
+
+enum {
+    KAGI__FAST = 1, /* block tree, block inside [0, Nv): kagi__advance_block */
+    KAGI__FULL = 2  /* every bit of the block is a member: no counting */
+};
+
+static inline uint64_t kagi__search_node(const kagi__layout *l, const kagi__search *s)
+{
+    return (l->T + s->lo) >> s->sh;
+}
+
+/* Moves a search of the generic loop (kagi__advance) to node h. */
+static inline void kagi__search_goto(const kagi__layout *l, kagi__search *s, uint64_t h)
+{
+    unsigned lev = 63u - (unsigned)__builtin_clzll(h);
+    s->sh = (uint8_t)(l->logT - lev);
+    s->lo = (uint32_t)((h - ((uint64_t)1 << lev)) << s->sh);
+}
 
 /* Known parities of the extra passes' trees, few and deep: a small hash. */
 typedef struct kagi__pmap {
@@ -947,8 +1032,16 @@ static int kagi__start_search(kagi__bframe *F, uint32_t t, size_t b)
         (void)kagi__known(F, t, 1, &ap); /* top-level parities are always known */
         F->xact[t - l->nbt] = 1;
     }
-    F->s[F->ns++] = (kagi__search){.node = t < l->nbt ? (l->T >> l->bl[t]) + b : 1,
-                                   .block = (uint32_t)b, .tree = (uint8_t)t, .apar = (uint8_t)ap};
+    kagi__search *s = &F->s[F->ns++];
+    *s = (kagi__search){.block = (uint32_t)b, .u = 1, .tree = (uint8_t)t, .apar = (uint8_t)ap};
+    if (t < l->nbt) {
+        s->lo = (uint32_t)(b << l->bl[t]);
+        s->sh = (uint8_t)l->bl[t];
+        if (((b + 1) << l->bl[t]) <= l->Nv) s->flags = KAGI__FAST;
+        if ((l->full[t][b >> 6] >> (b & 63)) & 1) s->flags |= KAGI__FULL;
+    } else {
+        s->sh = (uint8_t)l->logT; /* the root */
+    }
     return KAGI_OK;
 }
 
@@ -1019,16 +1112,11 @@ static int kagi__advance_block(kagi__bframe *F, size_t si, int ans)
     const kagi__layout *l = F->l;
     kagi__search *s = &F->s[si];
     const uint32_t t = s->tree;
-    const unsigned logT = l->logT, bl = l->bl[t], lb = logT - bl;
     const uint64_t *v = F->v.pv[t];
     uint64_t *kv = F->kv[t];
-    const size_t b = s->block, kbase = (size_t)b << bl;
-    uint64_t h = s->node;
-    unsigned lev = 63u - (unsigned)__builtin_clzll(h), sh = logT - lev;
-    size_t lo = (size_t)(h - ((uint64_t)1 << lev)) << sh;
-    /* Local heap index of h inside its block (the known-map index). */
-    size_t u = ((size_t)1 << (lev - lb)) | (size_t)(h & (((uint64_t)1 << (lev - lb)) - 1));
-    unsigned apar = s->apar, pl = 0;
+    const size_t kbase = (size_t)s->block << l->bl[t];
+    size_t lo = s->lo, u = s->u; /* u: the node's known-map index in the block */
+    unsigned sh = s->sh, apar = s->apar, pl = 0;
     size_t m, ml = 0;
     if (ans >= 0) {
         /* Learnt even if the search ends here: later searches use it. */
@@ -1041,7 +1129,7 @@ static int kagi__advance_block(kagi__bframe *F, size_t si, int ans)
     }
     if (!((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ apar))
         return kagi__end_search(F, si);
-    const int full = (int)((l->full[t][b >> 6] >> (b & 63)) & 1);
+    const int full = (s->flags & KAGI__FULL) != 0;
     if (ans < 0) m = kagi__span_members(l, t, full, lo, sh);
     else sh--; /* resume at the split: the left child's parity is known now */
     for (int split = ans >= 0;; split = 0) {
@@ -1056,20 +1144,20 @@ static int kagi__advance_block(kagi__bframe *F, size_t si, int ans)
             sh--;
             ml = kagi__span_members(l, t, full, lo, sh);
             if (ml == 0) { /* all members on the right: same parity, same count */
-                h = 2 * h + 1;
                 u = 2 * u + 1;
                 lo += (size_t)1 << sh;
                 continue;
             }
             if (ml == m) {
-                h = 2 * h;
                 u = 2 * u;
                 continue;
             }
             size_t i = kbase | u;
             const uint64_t *w = kv + 2 * (i >> 6);
             if (!((w[0] >> (i & 63)) & 1)) {
-                s->node = h;
+                s->lo = (uint32_t)lo;
+                s->u = (uint32_t)u;
+                s->sh = (uint8_t)(sh + 1);
                 s->apar = (uint8_t)apar;
                 s->m = (uint32_t)m;
                 s->ml = (uint32_t)ml;
@@ -1078,12 +1166,10 @@ static int kagi__advance_block(kagi__bframe *F, size_t si, int ans)
             pl = (unsigned)(w[1] >> (i & 63)) & 1;
         }
         if ((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ pl) {
-            h = 2 * h;
             u = 2 * u;
             apar = pl;
             m = ml;
         } else {
-            h = 2 * h + 1;
             u = 2 * u + 1;
             lo += (size_t)1 << sh;
             apar ^= pl;
@@ -1093,21 +1179,21 @@ static int kagi__advance_block(kagi__bframe *F, size_t si, int ans)
 }
 
 /* Descend as far as known parities allow; stop at a query or the end.
- * ans as for kagi__advance_block. */
+ * ans as for kagi__advance_block, which takes the searches marked
+ * KAGI__FAST; this loop the rest (random halves, blocks cut by Nv). */
 static int kagi__advance(kagi__bframe *F, size_t si, int ans)
 {
     const kagi__layout *l = F->l;
-    {
+    if (ans >= 0) {
         const kagi__search *s = &F->s[si];
-        if (s->tree < l->nbt && ((size_t)(s->block + 1) << l->bl[s->tree]) <= l->Nv)
-            return kagi__advance_block(F, si, ans);
-        if (ans >= 0) KAGI__TRY(kagi__learn(F, s->tree, 2 * s->node, ans));
+        KAGI__TRY(kagi__learn(F, s->tree, 2 * kagi__search_node(l, s), ans));
     }
     for (;;) {
         kagi__search *s = &F->s[si];
         uint32_t t = s->tree;
+        const uint64_t h = kagi__search_node(l, s);
         size_t lo, hi;
-        kagi__node_range(l, s->node, &lo, &hi);
+        kagi__node_range(l, h, &lo, &hi);
         int bp = kagi__view_parity(l, &F->v, t, lo, hi);
         if (!(bp ^ s->apar)) return kagi__end_search(F, si);
         size_t m = kagi__members(l, t, lo, hi);
@@ -1119,16 +1205,16 @@ static int kagi__advance(kagi__bframe *F, size_t si, int ans)
             KAGI__TRY(kagi__correct(F, p));
             return kagi__end_search(F, si);
         }
-        uint64_t L = 2 * s->node, R = L + 1;
+        uint64_t L = 2 * h, R = L + 1;
         size_t llo, lhi;
         kagi__node_range(l, L, &llo, &lhi);
         size_t ml = kagi__members(l, t, llo, lhi);
         if (ml == 0) {
-            s->node = R;
+            kagi__search_goto(l, s, R);
             continue;
         }
         if (ml == m) {
-            s->node = L;
+            kagi__search_goto(l, s, L);
             continue;
         }
         int pl, pr;
@@ -1141,10 +1227,10 @@ static int kagi__advance(kagi__bframe *F, size_t si, int ans)
             }
         }
         if (kagi__view_parity(l, &F->v, t, llo, lhi) ^ pl) {
-            s->node = L;
+            kagi__search_goto(l, s, L);
             s->apar = (uint8_t)pl;
         } else {
-            s->node = R;
+            kagi__search_goto(l, s, R);
             s->apar = (uint8_t)(s->apar ^ pl);
             KAGI__TRY(kagi__learn(F, t, R, s->apar));
         }
@@ -1156,12 +1242,11 @@ static int kagi__advance(kagi__bframe *F, size_t si, int ans)
 static inline void kagi__prefetch_search(const kagi__bframe *F, const kagi__search *s)
 {
     const kagi__layout *l = F->l;
-    if (s->tree >= l->nbt) return;
-    size_t i = kagi__kv_index(l, s->tree, s->node), lo, hi;
+    if (!(s->flags & KAGI__FAST)) return;
+    size_t i = ((size_t)s->block << l->bl[s->tree]) | s->u;
     __builtin_prefetch(F->kv[s->tree] + 2 * (i >> 6));
-    kagi__node_range(l, s->node, &lo, &hi);
-    __builtin_prefetch(F->v.pv[s->tree] + (lo >> 6));
-    if (s->tree) __builtin_prefetch(l->real[s->tree] + (lo >> 6));
+    __builtin_prefetch(F->v.pv[s->tree] + (s->lo >> 6));
+    if (s->tree && !(s->flags & KAGI__FULL)) __builtin_prefetch(l->real[s->tree] + (s->lo >> 6));
 }
 
 static void kagi__bframe_free(kagi__bframe *F)
@@ -1292,9 +1377,8 @@ static int kagi__begin_pass(kagi__bframe *F, uint32_t p)
         return KAGI_OK;
     }
     uint32_t j = p - l->nbt, t = l->nbt + 2 * j;
-    uint64_t all = 0;
-    for (size_t i = 0; i < l->W; i++) all ^= F->v.x[i];
-    int ps = kagi__half_parity(l, j, F->v.x), pc = ps ^ __builtin_parityll(all), as = 0, ac = 0;
+    int ps = kagi__half_parity(l, j, F->v.x), pc = ps ^ kagi__xor_parity(F->v.x, l->W);
+    int as = 0, ac = 0;
     (void)kagi__known(F, t, 1, &as);
     (void)kagi__known(F, t + 1, 1, &ac);
     F->xerr[2 * j] = (uint8_t)(as ^ ps);
@@ -1353,11 +1437,16 @@ static int kagi__bframe_step(kagi__bframe *F, uint32_t waves, const uint8_t *ans
     for (;;) {
         /* Searches started meanwhile (by corrections) are appended and
          * run in the same sweep. */
-        for (size_t i = from; i < F->ns; i++) {
-            if (i + KAGI__AHEAD < nans) kagi__prefetch_search(F, &F->s[i + KAGI__AHEAD]);
-            int a = i < nans ? (ans[i >> 3] >> (i & 7)) & 1 : -1;
-            KAGI__TRY(kagi__advance(F, i, a));
+        size_t si = from;
+        for (; si < nans; si++) {
+            if (si + KAGI__AHEAD < nans) kagi__prefetch_search(F, &F->s[si + KAGI__AHEAD]);
+            int a = (ans[si >> 3] >> (si & 7)) & 1;
+            KAGI__TRY(F->s[si].flags & KAGI__FAST ? kagi__advance_block(F, si, a)
+                                                  : kagi__advance(F, si, a));
         }
+        for (; si < F->ns; si++)
+            KAGI__TRY(F->s[si].flags & KAGI__FAST ? kagi__advance_block(F, si, -1)
+                                                  : kagi__advance(F, si, -1));
         nans = 0;
         size_t k = 0;
         for (size_t i = 0; i < F->ns; i++)
@@ -1484,9 +1573,12 @@ static int kagi__bob_emit(kagi_cascade_bob *B, kagi_buf *out, int *done)
         kagi_buf_u32(out, (uint32_t)F->nq);
         uint8_t *d = kagi_buf_grow(out, 5 * F->nq);
         if (!d) break;
-        for (size_t q = 0; q < F->nq; q++, d += 5) {
-            uint64_t h = 2 * F->s[q].node;
-            d[0] = F->s[q].tree;
+        /* Locals: stores through d may alias F's fields. */
+        const kagi__search *sq = F->s;
+        const uint64_t T = F->l->T;
+        for (size_t q = 0, nq = F->nq; q < nq; q++, d += 5) {
+            uint64_t h = 2 * ((T + sq[q].lo) >> sq[q].sh);
+            d[0] = sq[q].tree;
             d[1] = (uint8_t)h;
             d[2] = (uint8_t)(h >> 8);
             d[3] = (uint8_t)(h >> 16);
