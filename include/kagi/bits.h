@@ -46,8 +46,19 @@ static inline void kagi_bits_flip(kagi_bits *b, size_t i)
     b->w[i >> 6] ^= (uint64_t)1 << (i & 63);
 }
 
-/* Parity of bits [lo, hi) of a word array (lo <= hi). */
-int kagi_parity_range(const uint64_t *w, size_t lo, size_t hi);
+/* Parity of bits [lo, hi) of a word array (0 when lo >= hi). Inline:
+ * Cascade calls it on its hottest path. */
+static inline int kagi_parity_range(const uint64_t *w, size_t lo, size_t hi)
+{
+    if (lo >= hi) return 0;
+    size_t a = lo >> 6, b = (hi - 1) >> 6;
+    uint64_t mlo = ~(uint64_t)0 << (lo & 63);
+    uint64_t mhi = ~(uint64_t)0 >> (63 - ((hi - 1) & 63));
+    if (a == b) return __builtin_parityll(w[a] & mlo & mhi);
+    uint64_t acc = (w[a] & mlo) ^ (w[b] & mhi);
+    for (size_t i = a + 1; i < b; i++) acc ^= w[i];
+    return __builtin_parityll(acc);
+}
 /* Number of positions where a and b differ in their first n bits. */
 size_t kagi_bits_hamming(const uint64_t *a, const uint64_t *b, size_t n);
 

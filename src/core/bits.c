@@ -59,18 +59,6 @@ int kagi_bits_dup(kagi_bits **out, const kagi_bits *src)
     return KAGI_OK;
 }
 
-int kagi_parity_range(const uint64_t *w, size_t lo, size_t hi)
-{
-    if (lo >= hi) return 0;
-    size_t a = lo >> 6, b = (hi - 1) >> 6;
-    uint64_t mlo = ~(uint64_t)0 << (lo & 63);
-    uint64_t mhi = ~(uint64_t)0 >> (63 - ((hi - 1) & 63));
-    if (a == b) return __builtin_parityll(w[a] & mlo & mhi);
-    uint64_t acc = (w[a] & mlo) ^ (w[b] & mhi);
-    for (size_t i = a + 1; i < b; i++) acc ^= w[i];
-    return __builtin_parityll(acc);
-}
-
 size_t kagi_bits_hamming(const uint64_t *a, const uint64_t *b, size_t n)
 {
     size_t full = n >> 6, d = 0;

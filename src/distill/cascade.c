@@ -432,19 +432,6 @@ static inline void kagi__node_range(const kagi__layout *l, uint64_t h, size_t *l
     *hi = (size_t)b;
 }
 
-/* Parity of bits [lo, hi) of w. */
-static inline int kagi__parity(const uint64_t *w, size_t lo, size_t hi)
-{
-    if (lo >= hi) return 0;
-    size_t a = lo >> 6, b = (hi - 1) >> 6;
-    uint64_t mlo = ~(uint64_t)0 << (lo & 63);
-    uint64_t mhi = ~(uint64_t)0 >> (63 - ((hi - 1) & 63));
-    if (a == b) return __builtin_parityll(w[a] & mlo & mhi);
-    uint64_t acc = (w[a] & mlo) ^ (w[b] & mhi);
-    for (size_t i = a + 1; i < b; i++) acc ^= w[i];
-    return __builtin_parityll(acc);
-}
-
 /* Word i of the members of extra tree e: S_{e/2}, or its complement in
  * the key bits when e is odd. */
 static inline uint64_t kagi__xmember_word(const kagi__layout *l, uint32_t e, size_t i)
@@ -508,7 +495,7 @@ static inline size_t kagi__span_pop(const uint64_t *w, size_t lo, unsigned sh)
 static int kagi__view_parity(const kagi__layout *l, const kagi__views *v, uint32_t t, size_t lo,
                              size_t hi)
 {
-    if (t < l->nbt) return kagi__parity(v->pv[t], lo, hi);
+    if (t < l->nbt) return kagi_parity_range(v->pv[t], lo, hi);
     return (int)kagi__xrange(l, t - l->nbt, v->x, lo, hi);
 }
 
@@ -1249,6 +1236,18 @@ static inline void kagi__prefetch_search(const kagi__bframe *F, const kagi__sear
     if (s->tree && !(s->flags & KAGI__FULL)) __builtin_prefetch(l->real[s->tree] + (s->lo >> 6));
 }
 
+/* Forget a frame's state but keep what its report and layout need. */
+static void kagi__bframe_reset(kagi__bframe *F)
+{
+    const kagi__layout *l = F->l;
+    size_t corrected = F->corrected;
+    int done = F->done;
+    memset(F, 0, sizeof *F);
+    F->l = l;
+    F->corrected = corrected;
+    F->done = done;
+}
+
 static void kagi__bframe_free(kagi__bframe *F)
 {
     if (F->l && F->v.x) kagi__views_free(&F->v, F->l);
@@ -1261,13 +1260,7 @@ static void kagi__bframe_free(kagi__bframe *F)
     free(F->xact);
     free(F->started);
     free(F->s);
-    const kagi__layout *l = F->l;
-    size_t corrected = F->corrected;
-    int done = F->done;
-    memset(F, 0, sizeof *F);
-    F->l = l;
-    F->corrected = corrected;
-    F->done = done;
+    kagi__bframe_reset(F);
 }
 
 static int kagi__bframe_open(kagi_cascade_bob *B, size_t f)
@@ -1326,13 +1319,7 @@ static void kagi__bframe_park(kagi_cascade_bob *B, kagi__bframe *F)
     kagi__bframe *S = &B->spare[B->nspare++];
     *S = *F;
     S->open = 0;
-    const kagi__layout *l = F->l;
-    size_t corrected = F->corrected;
-    int done = F->done;
-    memset(F, 0, sizeof *F);
-    F->l = l;
-    F->corrected = corrected;
-    F->done = done;
+    kagi__bframe_reset(F);
 }
 
 /* Alice's top-level parities arrive: learn them, set error parities. */
@@ -1371,7 +1358,7 @@ static int kagi__begin_pass(kagi__bframe *F, uint32_t p)
         uint8_t *st = F->bst[p];
         for (size_t b = 0; b < l->nblocks[p]; b++) {
             size_t lo = b * k, hi = lo + k > l->Nv ? l->Nv : lo + k;
-            int e = ((st[b] & KAGI__APAR) != 0) ^ kagi__parity(F->v.pv[p], lo, hi);
+            int e = ((st[b] & KAGI__APAR) != 0) ^ kagi_parity_range(F->v.pv[p], lo, hi);
             st[b] = (uint8_t)((st[b] & ~KAGI__ERR) | (e ? KAGI__ERR : 0));
         }
         return KAGI_OK;
