@@ -16,6 +16,7 @@
  * The pass-2 permutation is built from word moves and 64x64 bit transposes
  * (about 0.1 ns per bit instead of ~1.7 ns for a table-driven bit gather),
  * and it is the same for every frame of a session, like the random halves. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,6 @@
 #define KAGI__MAX_BLOCK_PASSES 4u
 #define KAGI__INFLIGHT 16u               /* frames open at once */
 #define KAGI__MSG_CAP ((size_t)256 << 20)
-#define KAGI__AHEAD 8u     /* prefetch distance, in searches or queries */
 #define KAGI__EARLY 64u    /* next block wave starts when 1/64 of this one is left */
 
 enum { KAGI__MSG_BEGIN = 1, KAGI__MSG_ROUND = 2, KAGI__MSG_END = 3 };
@@ -471,10 +471,13 @@ static size_t kagi__xfirst(const kagi__layout *l, uint32_t e, size_t lo, size_t 
     return hi;
 }
 
+/* The low 2^sh bits of a word, sh = 0 .. 6. */
+static const uint64_t kagi__lowmask[7] = {0x1, 0x3, 0xf, 0xff, 0xffff, 0xffffffff, ~(uint64_t)0};
+
 /* Word whose parity is that of the aligned range [lo, lo + 2^sh) of w. */
 static inline uint64_t kagi__span_xor(const uint64_t *w, size_t lo, unsigned sh)
 {
-    if (sh < 6) return w[lo >> 6] & ((((uint64_t)1 << (1u << sh)) - 1) << (lo & 63));
+    if (sh <= 6) return w[lo >> 6] & (kagi__lowmask[sh] << (lo & 63));
     const uint64_t *p = w + (lo >> 6);
     uint64_t acc = 0;
     for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) acc ^= p[i];
@@ -483,9 +486,7 @@ static inline uint64_t kagi__span_xor(const uint64_t *w, size_t lo, unsigned sh)
 
 static inline size_t kagi__span_pop(const uint64_t *w, size_t lo, unsigned sh)
 {
-    if (sh < 6)
-        return (size_t)__builtin_popcountll(w[lo >> 6] &
-                                            ((((uint64_t)1 << (1u << sh)) - 1) << (lo & 63)));
+    if (sh <= 6) return (size_t)__builtin_popcountll(w[lo >> 6] & (kagi__lowmask[sh] << (lo & 63)));
     const uint64_t *p = w + (lo >> 6);
     size_t c = 0;
     for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) c += (size_t)__builtin_popcountll(p[i]);
@@ -826,22 +827,28 @@ int kagi_cascade_alice_handle(kagi_cascade_alice *a, const uint8_t *msg, size_t 
 /* ---------- Bob ---------- */
 
 /* A search walks one block down from its root. While it waits for an
- * answer it has split its node and asked for the parity of its left child;
- * m and ml are the member counts of the node and of that child. The node
- * is kept as its range [lo, lo + 2^sh) and, in block trees, its heap
- * index u inside the block: the search step needs those, and the heap
- * index in the tree is (T + lo) >> sh (kagi__search_node). */
+ * answer it has split its node and asked for the parity of its left child.
+ * The node is kept as its range [lo, lo + 2^sh) and, in block trees, its
+ * heap index u inside the block and its bit i in the tree's known map
+ * (kagi__kv_index; a child's is i + u or i + u + 1): the search step needs
+ * those, and the heap index in the tree is (T + lo) >> sh
+ * (kagi__search_node). m and ml are the member counts of a node of more
+ * than 64 bits and of its left child (smaller nodes recount them from one
+ * word). The block is lo >> bl (0 in the extra trees). 24 bytes. */
 typedef struct kagi__search {
-    uint32_t block;
+    uint32_t lo, i, u;
     uint32_t m, ml;
-    uint32_t lo, u;
-    uint8_t sh, tree, apar, dead;
-    uint8_t flags; /* KAGI__FAST, KAGI__FULL */
+    uint8_t sh, apar;
+    uint8_t tree, flags; /* flags: KAGI__FAST, KAGI__FULL, KAGI__DEAD */
 } kagi__search;
+/* A waiting search keeps tree and flags: the step copies them as one. */
+_Static_assert(offsetof(kagi__search, flags) == offsetof(kagi__search, tree) + 1,
+               "tree and flags must be adjacent");
 
 enum {
-    KAGI__FAST = 1, /* block tree, block inside [0, Nv): kagi__advance_block */
-    KAGI__FULL = 2  /* every bit of the block is a member: no counting */
+    KAGI__FAST = 1, /* block tree, block inside [0, Nv): kagi__step_block */
+    KAGI__FULL = 2, /* every bit of the block is a member: no counting */
+    KAGI__DEAD = 4  /* ended (kagi__end_search) */
 };
 
 static inline uint64_t kagi__search_node(const kagi__layout *l, const kagi__search *s)
@@ -1048,9 +1055,10 @@ static int kagi__start_search(kagi__bframe *F, uint32_t t, size_t b)
         F->xact[t - l->nbt] = 1;
     }
     kagi__search *s = &F->s[F->ns++];
-    *s = (kagi__search){.block = (uint32_t)b, .u = 1, .tree = (uint8_t)t, .apar = (uint8_t)ap};
+    *s = (kagi__search){.u = 1, .tree = (uint8_t)t, .apar = (uint8_t)ap};
     if (t < l->nbt) {
         s->lo = (uint32_t)(b << l->bl[t]);
+        s->i = s->lo | 1; /* kagi__kv_index of the block's root */
         s->sh = (uint8_t)l->bl[t];
         if (((b + 1) << l->bl[t]) <= l->Nv) s->flags = KAGI__FAST;
         if ((l->full[t][b >> 6] >> (b & 63)) & 1) s->flags |= KAGI__FULL;
@@ -1092,9 +1100,9 @@ static int kagi__correct(kagi__bframe *F, size_t i, uint32_t t0, size_t v0)
 static int kagi__end_search(kagi__bframe *F, size_t si)
 {
     kagi__search *s = &F->s[si];
-    s->dead = 1;
-    uint32_t t = s->tree, b = s->block;
+    s->flags |= KAGI__DEAD;
     const kagi__layout *l = F->l;
+    uint32_t t = s->tree, b = t < l->nbt ? s->lo >> l->bl[t] : 0;
     if (t < l->nbt) {
         F->bst[t][b] &= (uint8_t)~KAGI__ACTIVE;
         if (F->bst[t][b] & KAGI__ERR) return kagi__start_search(F, t, b);
@@ -1116,75 +1124,161 @@ static inline size_t kagi__span_members(const kagi__layout *l, uint32_t t, int f
     return kagi__span_pop(l->real[t], lo, sh);
 }
 
-/* kagi__advance for a block tree whose block lies inside [0, Nv), so no
- * range is clipped. Same decisions as the generic loop, but the node's
- * range, members and known-map index are carried from step to step: the
- * node's own parity is checked only on entry (a child chosen below always
- * differs from Alice, and its member count follows from the parent's).
- * ans is Alice's parity of the left child the search waits for, or -1
- * for a search that is not waiting; the counts saved while it waited
- * spare recounting them. */
-static int kagi__advance_block(kagi__bframe *F, size_t si, int ans)
+/* Outcome of a block-tree search step. */
+enum { KAGI__WAITS, KAGI__EVEN, KAGI__FOUND, KAGI__WORD };
+
+/* Search steps in a block tree whose block lies inside [0, Nv), so no
+ * range is clipped: the same decisions as the generic loop
+ * (kagi__advance), with the node's range and known-map bit carried from
+ * step to step. The node's own parity is checked only on entry (a child
+ * chosen below always differs from Alice). No calls and no allocation: a
+ * search that waits again is written to d (which may be s) and the step
+ * returns KAGI__WAITS; one whose node turns out even returns KAGI__EVEN,
+ * one that has narrowed its error to a single member KAGI__FOUND with
+ * that member's position in s->lo and s->sh = 0. kagi__finish_block does
+ * the rest of those two, rare next to the waits. */
+
+/* Nodes of 64 bits or fewer: the node is the low 2^sh bits of n, the
+ * view word shifted right by off, its members those of the member word r
+ * (all ones in full blocks), so parities and member counts are a mask and
+ * a popcount. pl
+ * is Alice's parity of the node's left child if known (a resumed search:
+ * the answer), else -1; check asks for the node's own parity to be
+ * checked (on entry, not after a descent). */
+static inline int kagi__step_word(const kagi__bframe *F, kagi__search *s, kagi__search *d, int pl,
+                                  int check)
+{
+    size_t lo = s->lo, i = s->i, u = s->u;
+    unsigned sh = s->sh, apar = s->apar;
+    const uint32_t t = s->tree;
+    const uint8_t flags = s->flags;
+    const size_t base = lo & ~(size_t)63;
+    unsigned off = (unsigned)(lo & 63);
+    uint64_t n = F->v.pv[t][lo >> 6] >> off;
+    uint64_t r = flags & KAGI__FULL ? ~(uint64_t)0 : F->l->real[t][lo >> 6] >> off;
+    const uint64_t *kv = F->kv[t];
+    if (check && !((unsigned)__builtin_parityll(n & kagi__lowmask[sh]) ^ apar)) return KAGI__EVEN;
+    for (;;) {
+        unsigned c;
+        if (pl < 0) {
+            unsigned m = (unsigned)__builtin_popcountll(r & kagi__lowmask[sh]);
+            if (m == 1) {
+                s->lo = (uint32_t)(base + off + (unsigned)__builtin_ctzll(r));
+                s->sh = 0;
+                return KAGI__FOUND;
+            }
+            c = sh - 1;
+            unsigned ml = (unsigned)__builtin_popcountll(r & kagi__lowmask[c]);
+            if (ml == 0 || ml == m) { /* all members on one side: same parity */
+                unsigned right = ml == 0, w = right << c;
+                i += u + right;
+                u = 2 * u + right;
+                off += w;
+                n >>= w;
+                r >>= w;
+                sh = c;
+                continue;
+            }
+            const uint64_t *kw = kv + 2 * (i >> 6);
+            if (!((kw[0] >> (i & 63)) & 1)) {
+                /* Waits for the left child's parity. */
+                d->lo = (uint32_t)(base + off);
+                d->i = (uint32_t)i;
+                d->u = (uint32_t)u;
+                d->sh = (uint8_t)sh;
+                d->apar = (uint8_t)apar;
+                memcpy(&d->tree, &s->tree, 2); /* tree and flags, unchanged */
+                return KAGI__WAITS;
+            }
+            pl = (int)((kw[1] >> (i & 63)) & 1);
+        } else {
+            c = sh - 1;
+        }
+        /* Into the child that differs from Alice; the choice is a coin
+         * flip, so no branch. */
+        unsigned right = (unsigned)__builtin_parityll(n & kagi__lowmask[c]) ^ (unsigned)pl ^ 1u;
+        unsigned w = right << c;
+        apar = (unsigned)pl ^ (apar & right);
+        i += u + right;
+        u = 2 * u + right;
+        off += w;
+        n >>= w;
+        r >>= w;
+        sh = c;
+        pl = -1;
+    }
+}
+
+/* Nodes of more than 64 bits (the top levels of blocks of over 64 bits):
+ * runs of whole words, member counts carried in the search. A search that
+ * reaches a node of 64 bits or fewer is left in s for kagi__step_word
+ * (KAGI__WORD), with no parity pending and its node known to differ. */
+static int kagi__step_block(const kagi__bframe *F, kagi__search *s, int ans, kagi__search *d)
 {
     const kagi__layout *l = F->l;
-    kagi__search *s = &F->s[si];
     const uint32_t t = s->tree;
-    const uint64_t *v = F->v.pv[t];
-    uint64_t *kv = F->kv[t];
-    const size_t kbase = (size_t)s->block << l->bl[t];
-    size_t lo = s->lo, u = s->u; /* u: the node's known-map index in the block */
-    unsigned sh = s->sh, apar = s->apar, pl = 0;
-    size_t m, ml = 0;
-    if (ans >= 0) {
-        /* Learnt even if the search ends here: later searches use it. */
-        size_t i = kbase | u;
-        kv[2 * (i >> 6)] |= (uint64_t)1 << (i & 63);
-        kv[2 * (i >> 6) + 1] |= (uint64_t)ans << (i & 63);
-        pl = (unsigned)ans;
-        m = s->m;
-        ml = s->ml;
-    }
-    if (!((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ apar))
-        return kagi__end_search(F, si);
     const int full = (s->flags & KAGI__FULL) != 0;
-    if (ans < 0) m = kagi__span_members(l, t, full, lo, sh);
-    else sh--; /* resume at the split: the left child's parity is known now */
+    const uint64_t *v = F->v.pv[t];
+    const uint64_t *kv = F->kv[t];
+    size_t lo = s->lo, u = s->u, i = s->i, m = s->m, ml = s->ml;
+    unsigned sh = s->sh, apar = s->apar, pl = 0, pb = 0;
+    if (ans >= 0) {
+        /* The node's parity and its left child's in one pass. */
+        const uint64_t *p = v + (lo >> 6);
+        uint64_t xl = 0, xr = 0;
+        sh--;
+        for (size_t k = 0, n = (size_t)1 << (sh - 6); k < n; k++) {
+            xl ^= p[k];
+            xr ^= p[n + k];
+        }
+        if (!((unsigned)__builtin_parityll(xl ^ xr) ^ apar)) return KAGI__EVEN;
+        pl = (unsigned)ans;
+        pb = (unsigned)__builtin_parityll(xl);
+    } else {
+        if (!((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ apar)) return KAGI__EVEN;
+        m = kagi__span_members(l, t, full, lo, sh);
+    }
     for (int split = ans >= 0;; split = 0) {
         if (!split) {
-            if (m == 1) {
-                size_t at = sh && t ? kagi__first_set(l->real[t], lo, lo + ((size_t)1 << sh)) : lo;
-                KAGI__TRY(kagi__correct(F, kagi__inv(l, t, at), t, at));
-                return kagi__end_search(F, si);
+            if (sh <= 6) {
+                s->lo = (uint32_t)lo;
+                s->i = (uint32_t)i;
+                s->u = (uint32_t)u;
+                s->sh = (uint8_t)sh;
+                s->apar = (uint8_t)apar;
+                return KAGI__WORD;
             }
             sh--;
             ml = kagi__span_members(l, t, full, lo, sh);
             if (ml == 0) { /* all members on the right: same parity, same count */
+                i += u + 1;
                 u = 2 * u + 1;
                 lo += (size_t)1 << sh;
                 continue;
             }
             if (ml == m) {
+                i += u;
                 u = 2 * u;
                 continue;
             }
-            size_t i = kbase | u;
             const uint64_t *w = kv + 2 * (i >> 6);
             if (!((w[0] >> (i & 63)) & 1)) {
-                s->lo = (uint32_t)lo;
-                s->u = (uint32_t)u;
-                s->sh = (uint8_t)(sh + 1);
-                s->apar = (uint8_t)apar;
-                s->m = (uint32_t)m;
-                s->ml = (uint32_t)ml;
-                return KAGI_OK; /* waits for the left child's parity */
+                /* Waits for the left child's parity. */
+                *d = (kagi__search){.lo = (uint32_t)lo, .i = (uint32_t)i, .u = (uint32_t)u,
+                                    .m = (uint32_t)m, .ml = (uint32_t)ml, .sh = (uint8_t)(sh + 1),
+                                    .tree = (uint8_t)t, .apar = (uint8_t)apar, .flags = s->flags};
+                return KAGI__WAITS;
             }
             pl = (unsigned)(w[1] >> (i & 63)) & 1;
+            pb = (unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh));
         }
-        if ((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ pl) {
+        if (pb ^ pl) {
+            i += u;
             u = 2 * u;
             apar = pl;
             m = ml;
         } else {
+            i += u + 1;
             u = 2 * u + 1;
             lo += (size_t)1 << sh;
             apar ^= pl;
@@ -1193,8 +1287,83 @@ static int kagi__advance_block(kagi__bframe *F, size_t si, int ans)
     }
 }
 
+/* Every step but the common one (kagi__resume_full): new searches,
+ * nodes of more than 64 bits, blocks with non-members. Out of line, so
+ * that the sweep's hot loop keeps its registers. ans as for
+ * kagi__step_word's pl, already learnt. */
+__attribute__((noinline)) static int kagi__step_slow(const kagi__bframe *F, kagi__search *s, int ans,
+                                                     kagi__search *d)
+{
+    int how = KAGI__WORD, check = 1;
+    if (s->sh > 6) {
+        how = kagi__step_block(F, s, ans, d);
+        ans = -1;
+        check = 0;
+    }
+    return how == KAGI__WORD ? kagi__step_word(F, s, d, ans, check) : how;
+}
+
+/* The common step (64 % of them at 2 %): a search resumed with Alice's
+ * answer ans (already learnt) at a node of 64 bits or fewer of a block
+ * whose bits are all members, so there are no members to count: every
+ * node of 2 bits or more splits and asks. kagi__step_word with the member
+ * tests and the entry cases taken out, for few live values. */
+static inline int kagi__resume_full(const kagi__bframe *F, kagi__search *s, unsigned ans,
+                                    kagi__search *d)
+{
+    const uint32_t t = s->tree;
+    size_t lo = s->lo, i = s->i, u = s->u;
+    unsigned sh = s->sh, apar = s->apar, pl = ans;
+    uint64_t x = F->v.pv[t][lo >> 6];
+    const uint64_t *kv = F->kv[t];
+    unsigned off = (unsigned)(lo & 63);
+    if (!((unsigned)__builtin_parityll(x & (kagi__lowmask[sh] << off)) ^ apar)) return KAGI__EVEN;
+    for (;;) {
+        unsigned c = sh - 1;
+        /* Into the child that differs from Alice; the choice is a coin
+         * flip, so no branch. */
+        unsigned right = (unsigned)__builtin_parityll(x & (kagi__lowmask[c] << off)) ^ pl ^ 1u;
+        apar = pl ^ (apar & right);
+        i += u + right;
+        u = 2 * u + right;
+        off += right << c;
+        sh = c;
+        if (sh == 0) {
+            s->lo = (uint32_t)((lo & ~(size_t)63) + off);
+            s->sh = 0;
+            return KAGI__FOUND;
+        }
+        const uint64_t *kw = kv + 2 * (i >> 6);
+        if (!((kw[0] >> (i & 63)) & 1)) {
+            d->lo = (uint32_t)((lo & ~(size_t)63) + off);
+            d->i = (uint32_t)i;
+            d->u = (uint32_t)u;
+            d->sh = (uint8_t)sh;
+            d->apar = (uint8_t)apar;
+            memcpy(&d->tree, &s->tree, 2); /* tree and flags, unchanged */
+            return KAGI__WAITS;
+        }
+        pl = (unsigned)(kw[1] >> (i & 63)) & 1;
+    }
+}
+
+/* The ends of a block-tree search step other than a wait: correct the
+ * bit it found (KAGI__FOUND), then end it. */
+static int kagi__finish_block(kagi__bframe *F, size_t si, int how)
+{
+    if (how == KAGI__FOUND) {
+        const kagi__layout *l = F->l;
+        const kagi__search *s = &F->s[si];
+        uint32_t t = s->tree;
+        size_t lo = s->lo;
+        size_t at = s->sh && t ? kagi__first_set(l->real[t], lo, lo + ((size_t)1 << s->sh)) : lo;
+        KAGI__TRY(kagi__correct(F, kagi__inv(l, t, at), t, at));
+    }
+    return kagi__end_search(F, si);
+}
+
 /* Descend as far as known parities allow; stop at a query or the end.
- * ans as for kagi__advance_block, which takes the searches marked
+ * ans as for kagi__step_block, which takes the searches marked
  * KAGI__FAST; this loop the rest (random halves, blocks cut by Nv). */
 static int kagi__advance(kagi__bframe *F, size_t si, int ans)
 {
@@ -1251,18 +1420,6 @@ static int kagi__advance(kagi__bframe *F, size_t si, int ans)
             KAGI__TRY(kagi__learn(F, t, R, s->apar));
         }
     }
-}
-
-/* Waiting searches touch random blocks: fetch the next ones' lines while
- * this one works, instead of stalling on each in turn. */
-static inline void kagi__prefetch_search(const kagi__bframe *F, const kagi__search *s)
-{
-    const kagi__layout *l = F->l;
-    if (!(s->flags & KAGI__FAST)) return;
-    size_t i = ((size_t)s->block << l->bl[s->tree]) | s->u;
-    __builtin_prefetch(F->kv[s->tree] + 2 * (i >> 6));
-    __builtin_prefetch(F->v.pv[s->tree] + (s->lo >> 6));
-    if (s->tree && !(s->flags & KAGI__FULL)) __builtin_prefetch(l->real[s->tree] + (s->lo >> 6));
 }
 
 /* Forget a frame's state but keep what its report and layout need. */
@@ -1443,6 +1600,48 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
     return 0;
 }
 
+/* Runs searches from .. F->ns once (the ones that corrections start
+ * meanwhile are appended and run in the same sweep); answer si goes to
+ * search si for si < nans. The live ones are packed to the front as it
+ * goes (k <= si), in order: search k waits for answer k next round. Kept
+ * out of kagi__bframe_step, and F->s and F->ns in locals (reloaded after
+ * the calls that may append), so that the hot loop has registers to
+ * itself. */
+__attribute__((noinline)) static int kagi__sweep(kagi__bframe *F, size_t from, const uint8_t *ans,
+                                                 size_t nans)
+{
+    kagi__search *S = F->s;
+    size_t k = from, ns = F->ns;
+    for (size_t si = from; si < ns; si++) {
+        int a = si < nans ? (ans[si >> 3] >> (si & 7)) & 1 : -1;
+        kagi__search *s = &S[si];
+        int how;
+        if (s->flags & KAGI__FAST) {
+            if (a >= 0) { /* learnt even if the search ends here: later searches use it */
+                uint64_t *kw = F->kv[s->tree] + 2 * (s->i >> 6);
+                kw[0] |= (uint64_t)1 << (s->i & 63);
+                kw[1] |= (uint64_t)a << (s->i & 63);
+            }
+            if (a >= 0 && s->sh <= 6 && (s->flags & KAGI__FULL))
+                how = kagi__resume_full(F, s, (unsigned)a, &S[k]);
+            else
+                how = kagi__step_slow(F, s, a, &S[k]);
+            if (how == KAGI__WAITS) {
+                k++;
+                continue;
+            }
+            KAGI__TRY(kagi__finish_block(F, si, how));
+        } else {
+            KAGI__TRY(kagi__advance(F, si, a));
+        }
+        S = F->s;
+        ns = F->ns;
+        if (!(S[si].flags & KAGI__DEAD)) S[k++] = S[si];
+    }
+    F->ns = k;
+    return KAGI_OK;
+}
+
 /* Runs every search of a frame until each waits for an answer or the
  * frame is done. ans holds Alice's answers to the frame's nq queries
  * (NULL when there are none): answer i goes straight to search i. */
@@ -1451,24 +1650,9 @@ static int kagi__bframe_step(kagi__bframe *F, uint32_t waves, const uint8_t *ans
     size_t nans = ans ? F->nq : 0, from = 0;
     F->nq = 0;
     for (;;) {
-        /* Searches started meanwhile (by corrections) are appended and
-         * run in the same sweep. */
-        size_t si = from;
-        for (; si < nans; si++) {
-            if (si + KAGI__AHEAD < nans) kagi__prefetch_search(F, &F->s[si + KAGI__AHEAD]);
-            int a = (ans[si >> 3] >> (si & 7)) & 1;
-            KAGI__TRY(F->s[si].flags & KAGI__FAST ? kagi__advance_block(F, si, a)
-                                                  : kagi__advance(F, si, a));
-        }
-        for (; si < F->ns; si++)
-            KAGI__TRY(F->s[si].flags & KAGI__FAST ? kagi__advance_block(F, si, -1)
-                                                  : kagi__advance(F, si, -1));
+        KAGI__TRY(kagi__sweep(F, from, ans, nans));
         nans = 0;
-        size_t k = 0;
-        for (size_t i = 0; i < F->ns; i++)
-            if (!F->s[i].dead) F->s[k++] = F->s[i];
-        F->ns = k;
-        from = k;
+        from = F->ns;
         /* Chains of cascaded corrections leave a long tail of rounds with
          * a handful of searches: start the next block-pass wave then. */
         if (F->ns && F->pass > 0 && F->pass < F->l->nbt && F->ns * KAGI__EARLY <= F->wave_size) {
