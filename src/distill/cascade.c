@@ -52,6 +52,28 @@ static size_t kagi__popcount_range(const uint64_t *w, size_t lo, size_t hi)
     return c;
 }
 
+/* The low 2^sh bits of a word, sh = 0 .. 6. */
+static const uint64_t kagi__lowmask[7] = {0x1, 0x3, 0xf, 0xff, 0xffff, 0xffffffff, ~(uint64_t)0};
+
+/* Word whose parity is that of the aligned range [lo, lo + 2^sh) of w. */
+static inline uint64_t kagi__span_xor(const uint64_t *w, size_t lo, unsigned sh)
+{
+    if (sh <= 6) return w[lo >> 6] & (kagi__lowmask[sh] << (lo & 63));
+    const uint64_t *p = w + (lo >> 6);
+    uint64_t acc = 0;
+    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) acc ^= p[i];
+    return acc;
+}
+
+static inline size_t kagi__span_pop(const uint64_t *w, size_t lo, unsigned sh)
+{
+    if (sh <= 6) return (size_t)__builtin_popcountll(w[lo >> 6] & (kagi__lowmask[sh] << (lo & 63)));
+    const uint64_t *p = w + (lo >> 6);
+    size_t c = 0;
+    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) c += (size_t)__builtin_popcountll(p[i]);
+    return c;
+}
+
 /* First set bit of w in [lo, hi); hi if none. */
 static size_t kagi__first_set(const uint64_t *w, size_t lo, size_t hi)
 {
@@ -135,15 +157,42 @@ static void kagi__transpose64(uint64_t *a)
 }
 #endif
 
+/* Fisher-Yates shuffle of 0 .. n-1 drawing j = kagi_rng_below(r, i).
+ * The generator is inlined on a copy of the state: the same xoshiro256**
+ * and Lemire multiply-shift with rejection as src/core/bits.c, so the
+ * same numbers (the permutations are functions of the seed, and the
+ * golden counts of tests/test_cascade.c depend on them); the calls were
+ * 2.1 M of the 5 M instructions of a session's set-up. */
 static void kagi__shuffle32(uint32_t *p, uint32_t n, kagi_rng *r)
 {
+    uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
     for (uint32_t i = 0; i < n; i++) p[i] = i;
-    for (uint32_t i = n; i > 1; i--) {
-        uint32_t j = (uint32_t)kagi_rng_below(r, i);
+    for (uint64_t i = n; i > 1; i--) {
+        uint64_t hi, lo;
+        for (;;) {
+            uint64_t x = s1 * 5, t = s1 << 17;
+            x = ((x << 7) | (x >> 57)) * 9;
+            s2 ^= s0;
+            s3 ^= s1;
+            s1 ^= s2;
+            s0 ^= s3;
+            s2 ^= t;
+            s3 = (s3 << 45) | (s3 >> 19);
+            unsigned __int128 m = (unsigned __int128)x * i;
+            hi = (uint64_t)(m >> 64);
+            lo = (uint64_t)m;
+            /* Rejects the biased low zone: lo < (2^64 - i) % i, which
+             * implies lo < i, the test bits.c makes first. */
+            if (lo >= i || lo >= (0 - i) % i) break;
+        }
         uint32_t t = p[i - 1];
-        p[i - 1] = p[j];
-        p[j] = t;
+        p[i - 1] = p[hi];
+        p[hi] = t;
     }
+    r->s[0] = s0;
+    r->s[1] = s1;
+    r->s[2] = s2;
+    r->s[3] = s3;
 }
 
 /* ---------- layout: everything that depends only on frame length ---------- */
@@ -211,24 +260,26 @@ static inline uint64_t kagi__half_word(const kagi__layout *l, uint32_t j, size_t
     return (z ^ (z >> 31)) & l->real[0][i];
 }
 
-/* Parity of x & S_j over the whole frame. Four words at a time in GCC
- * vector types: compilers do not vectorise the 64-bit multiplies of the
- * scalar loop, and this runs over every word, 14 times per frame and side. */
+/* Parity of x & S_j over the whole frame, x zero outside the key bits
+ * (so S_j needs no & real[0] here). Four words at a time in GCC vector
+ * types: compilers do not vectorise the 64-bit multiplies of the scalar
+ * loop, and this runs over every word, 14 times per frame and side. The
+ * counters are a vector stepped by 4g (a scalar counter broadcast each
+ * time cost 3 more instructions per 4 words). */
 typedef uint64_t kagi__u64x4 __attribute__((vector_size(32)));
 
 static int kagi__half_parity(const kagi__layout *l, uint32_t j, const uint64_t *x)
 {
-    const uint64_t *real = l->real[0];
     const uint64_t g = 0x9e3779b97f4a7c15ull, base = l->hkey + (j * l->W + 1) * g;
     const size_t W = l->W; /* a multiple of 64 */
-    kagi__u64x4 z0 = {base, base + g, base + 2 * g, base + 3 * g}, acc = {0, 0, 0, 0};
-    for (size_t i = 0; i < W; i += 4) {
-        kagi__u64x4 z = z0 + i * g, xv, rv;
+    kagi__u64x4 c = {base, base + g, base + 2 * g, base + 3 * g}, acc = {0, 0, 0, 0};
+    const kagi__u64x4 step = {4 * g, 4 * g, 4 * g, 4 * g};
+    for (size_t i = 0; i < W; i += 4, c += step) {
+        kagi__u64x4 z = c, xv;
         memcpy(&xv, x + i, sizeof xv);
-        memcpy(&rv, real + i, sizeof rv);
         z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        acc ^= xv & (z ^ (z >> 31)) & rv;
+        acc ^= xv & (z ^ (z >> 31));
     }
     return __builtin_parityll(acc[0] ^ acc[1] ^ acc[2] ^ acc[3]);
 }
@@ -327,7 +378,8 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
         size_t k = (size_t)1 << l->bl[t];
         for (size_t b = 0; b < l->nblocks[t]; b++) {
             size_t lo = b * k, hi = lo + k > l->Nv ? l->Nv : lo + k;
-            size_t m = kagi__popcount_range(l->real[t], lo, hi);
+            size_t m = hi - lo == k ? kagi__span_pop(l->real[t], lo, l->bl[t])
+                                    : kagi__popcount_range(l->real[t], lo, hi);
             l->top_leak += m != 0;
             if (m == k) l->full[t][b >> 6] |= (uint64_t)1 << (b & 63);
         }
@@ -471,28 +523,6 @@ static size_t kagi__xfirst(const kagi__layout *l, uint32_t e, size_t lo, size_t 
     return hi;
 }
 
-/* The low 2^sh bits of a word, sh = 0 .. 6. */
-static const uint64_t kagi__lowmask[7] = {0x1, 0x3, 0xf, 0xff, 0xffff, 0xffffffff, ~(uint64_t)0};
-
-/* Word whose parity is that of the aligned range [lo, lo + 2^sh) of w. */
-static inline uint64_t kagi__span_xor(const uint64_t *w, size_t lo, unsigned sh)
-{
-    if (sh <= 6) return w[lo >> 6] & (kagi__lowmask[sh] << (lo & 63));
-    const uint64_t *p = w + (lo >> 6);
-    uint64_t acc = 0;
-    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) acc ^= p[i];
-    return acc;
-}
-
-static inline size_t kagi__span_pop(const uint64_t *w, size_t lo, unsigned sh)
-{
-    if (sh <= 6) return (size_t)__builtin_popcountll(w[lo >> 6] & (kagi__lowmask[sh] << (lo & 63)));
-    const uint64_t *p = w + (lo >> 6);
-    size_t c = 0;
-    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) c += (size_t)__builtin_popcountll(p[i]);
-    return c;
-}
-
 static int kagi__view_parity(const kagi__layout *l, const kagi__views *v, uint32_t t, size_t lo,
                              size_t hi)
 {
@@ -531,7 +561,9 @@ static void kagi__top_parities(const kagi__layout *l, const kagi__views *v, uint
         size_t k = (size_t)1 << l->bl[t];
         for (size_t b = 0; b < l->nblocks[t]; b++, i++) {
             size_t lo = b * k, hi = lo + k > l->Nv ? l->Nv : lo + k;
-            out[i >> 3] |= (uint8_t)(kagi__view_parity(l, v, t, lo, hi) << (i & 7));
+            int par = hi - lo == k ? __builtin_parityll(kagi__span_xor(v->pv[t], lo, l->bl[t]))
+                                   : kagi__view_parity(l, v, t, lo, hi);
+            out[i >> 3] |= (uint8_t)(par << (i & 7));
         }
     }
     for (uint32_t j = 0; j < l->extra; j++, i++)
@@ -689,57 +721,70 @@ static int kagi__alice_begin(kagi_cascade_alice *a, kagi_rd *r)
     return KAGI_OK;
 }
 
-/* Answers nq queries (5 bytes each) about frame f into dst (zeroed, one
- * bit each). Batches of 64: first decode, check and fetch every view line
- * of the batch, then take the parities, so the random lines load in
- * parallel instead of one after another. A node of up to 64 bits is one
- * word and a mask, a larger one a run of whole words. */
-static int kagi__alice_answer(const kagi_cascade_alice *a, uint32_t f, const kagi__layout *l,
-                              const uint8_t *qb, uint32_t nq, uint8_t *dst)
+/* The queries Alice's fast path leaves (extra trees, blocks cut by Nv)
+ * and malformed ones. Returns the parity, or -1 (error set) for a bad
+ * query. */
+static int kagi__alice_slow(const kagi__layout *l, const kagi__views *v, const uint8_t *e,
+                            uint32_t f, size_t q)
+{
+    uint32_t t = e[0];
+    uint64_t h = (uint32_t)e[1] | (uint32_t)e[2] << 8 | (uint32_t)e[3] << 16 | (uint32_t)e[4] << 24;
+    if (t >= l->ntrees || h - 1 >= 2 * l->T - 1) { /* nodes are 1 .. 2T-1 */
+        (void)kagi__err(KAGI_ERR_PROTO, "cascade: bad query %zu of frame %u", q, f);
+        return -1;
+    }
+    size_t lo, hi;
+    kagi__node_range(l, h, &lo, &hi);
+    return kagi__view_parity(l, v, t, lo, hi);
+}
+
+/* Answers nq queries (5 bytes each: tree u8, node u32 LE) about frame f
+ * into dst, one bit each. A block-tree node inside [0, Nv), nearly every
+ * query, is an aligned run of the view: part of one word up to 64 bits,
+ * whole words above. The random view lines load in parallel without help
+ * (only the answer bit depends on them), so there is no prefetch. The
+ * other queries are marked and answered after each batch of 64: a call
+ * inside the loop made the compiler spill its constants. Out of line for
+ * the same reason. */
+__attribute__((noinline)) static int kagi__alice_answer(const kagi_cascade_alice *a, uint32_t f,
+                                                        const kagi__layout *l, const uint8_t *qb,
+                                                        uint32_t nq, uint8_t *dst)
 {
     const kagi__views *v = &a->views[f];
-    /* Locals: the compiler cannot keep fields in registers across the stores below. */
-    const uint32_t ntrees = l->ntrees, nbt = l->nbt, logT = l->logT;
-    const uint64_t T = l->T, T2m1 = 2 * T - 1; /* nodes are 1 .. 2T-1 */
+    const uint32_t nbt = l->nbt;
+    const unsigned lz = 63u - l->logT; /* a node's size is 2^(clz(h) - lz) */
+    const uint64_t T = l->T, T2m1 = 2 * T - 1;
     const size_t Nv = l->Nv;
     const uint64_t *pv[KAGI__MAX_BLOCK_PASSES];
     memcpy(pv, v->pv, sizeof pv);
-    const uint64_t *wp[64];
-    uint64_t mask[64], zero = 0;
-    uint32_t nw[64]; /* words of the node (1 for 64 bits or fewer) */
     for (uint32_t q0 = 0; q0 < nq; q0 += 64) {
-        uint32_t n = nq - q0 < 64 ? nq - q0 : 64;
-        uint64_t bits = 0;
+        const uint32_t n = nq - q0 < 64 ? nq - q0 : 64;
         const uint8_t *e = qb + 5 * (size_t)q0;
+        uint64_t bits = 0, slow = 0;
         for (uint32_t q = 0; q < n; q++, e += 5) {
             uint32_t t = e[0];
             uint64_t h = (uint32_t)e[1] | (uint32_t)e[2] << 8 | (uint32_t)e[3] << 16 |
-                         (uint32_t)e[4] << 24;
+                         (uint32_t)e[4] << 24; /* one load */
             if (t < nbt && h - 1 < T2m1) {
-                unsigned sh = logT - (63u - (unsigned)__builtin_clzll(h));
-                size_t lo = (size_t)((h << sh) - T);
-                if (lo + ((size_t)1 << sh) <= Nv) {
-                    /* Block trees, nearly every query: an aligned run of the view. */
-                    wp[q] = pv[t] + (lo >> 6);
-                    mask[q] = (~(uint64_t)0 >> (sh < 6 ? 64 - (1u << sh) : 0)) << (lo & 63);
-                    nw[q] = sh < 6 ? 1 : 1u << (sh - 6);
-                    __builtin_prefetch(wp[q]);
+                unsigned sh = (unsigned)__builtin_clzll(h) - lz;
+                size_t lo = (size_t)((h << sh) - T), size = (size_t)1 << sh;
+                if (lo + size <= Nv) {
+                    const uint64_t *p = pv[t] + (lo >> 6);
+                    /* The node's bits at the top of w (all 64 from 64 bits up). */
+                    uint64_t w = (p[0] >> (lo & 63)) << ((0 - size) & 63);
+                    if (sh > 6)
+                        for (size_t i = 1; i < size >> 6; i++) w ^= p[i];
+                    bits |= (uint64_t)__builtin_parityll(w) << q;
                     continue;
                 }
             }
-            KAGI__FAIL_IF(t >= ntrees || h - 1 >= T2m1, KAGI_ERR_PROTO,
-                          "cascade: bad query %u of frame %u", q0 + q, f);
-            size_t lo, hi;
-            kagi__node_range(l, h, &lo, &hi);
-            bits |= (uint64_t)kagi__view_parity(l, v, t, lo, hi) << q;
-            wp[q] = &zero; /* adds nothing below */
-            mask[q] = 0;
-            nw[q] = 1;
+            slow |= (uint64_t)1 << q;
         }
-        for (uint32_t q = 0; q < n; q++) {
-            uint64_t w = wp[q][0] & mask[q];
-            for (uint32_t i = 1; i < nw[q]; i++) w ^= wp[q][i];
-            bits |= (uint64_t)__builtin_parityll(w) << q;
+        for (; slow; slow &= slow - 1) {
+            unsigned q = (unsigned)__builtin_ctzll(slow);
+            int bit = kagi__alice_slow(l, v, qb + 5 * ((size_t)q0 + q), f, q0 + q);
+            if (bit < 0) return KAGI_ERR_PROTO;
+            bits |= (uint64_t)bit << q;
         }
         for (uint32_t k = 0; k < (n + 7) / 8; k++) dst[q0 / 8 + k] = (uint8_t)(bits >> (8 * k));
     }
@@ -1544,7 +1589,9 @@ static int kagi__begin_pass(kagi__bframe *F, uint32_t p)
         uint8_t *st = F->bst[p];
         for (size_t b = 0; b < l->nblocks[p]; b++) {
             size_t lo = b * k, hi = lo + k > l->Nv ? l->Nv : lo + k;
-            int e = ((st[b] & KAGI__APAR) != 0) ^ kagi_parity_range(F->v.pv[p], lo, hi);
+            int bp = hi - lo == k ? __builtin_parityll(kagi__span_xor(F->v.pv[p], lo, l->bl[p]))
+                                  : kagi_parity_range(F->v.pv[p], lo, hi);
+            int e = ((st[b] & KAGI__APAR) != 0) ^ bp;
             st[b] = (uint8_t)((st[b] & ~KAGI__ERR) | (e ? KAGI__ERR : 0));
         }
         return KAGI_OK;
