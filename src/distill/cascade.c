@@ -884,16 +884,17 @@ typedef struct kagi__search {
     uint32_t lo, i, u;
     uint32_t m, ml;
     uint8_t sh, apar;
-    uint8_t tree, flags; /* flags: KAGI__FAST, KAGI__FULL, KAGI__DEAD */
+    uint8_t tree, flags; /* KAGI__FAST, KAGI__FULL, KAGI__DEAD, KAGI__WORDFULL */
 } kagi__search;
 /* A waiting search keeps tree and flags: the step copies them as one. */
 _Static_assert(offsetof(kagi__search, flags) == offsetof(kagi__search, tree) + 1,
                "tree and flags must be adjacent");
 
 enum {
-    KAGI__FAST = 1, /* block tree, block inside [0, Nv): kagi__step_block */
-    KAGI__FULL = 2, /* every bit of the block is a member: no counting */
-    KAGI__DEAD = 4  /* ended (kagi__end_search) */
+    KAGI__FAST = 1,    /* block tree, block inside [0, Nv): kagi__step_block */
+    KAGI__FULL = 2,    /* every bit of the node is a member: no counting */
+    KAGI__DEAD = 4,    /* ended (kagi__end_search) */
+    KAGI__WORDFULL = 8 /* FAST, FULL and a node of <= 64 bits: kagi__resume_full */
 };
 
 static inline uint64_t kagi__search_node(const kagi__layout *l, const kagi__search *s)
@@ -1107,6 +1108,7 @@ static int kagi__start_search(kagi__bframe *F, uint32_t t, size_t b)
         s->sh = (uint8_t)l->bl[t];
         if (((b + 1) << l->bl[t]) <= l->Nv) s->flags = KAGI__FAST;
         if ((l->full[t][b >> 6] >> (b & 63)) & 1) s->flags |= KAGI__FULL;
+        if (s->flags == (KAGI__FAST | KAGI__FULL) && s->sh <= 6) s->flags |= KAGI__WORDFULL;
     } else {
         s->sh = (uint8_t)l->logT; /* the root */
     }
@@ -1167,6 +1169,16 @@ static inline size_t kagi__span_members(const kagi__layout *l, uint32_t t, int f
     if (full) return size;
     if (t == 0) return lo >= l->L ? 0 : l->L - lo < size ? l->L - lo : size;
     return kagi__span_pop(l->real[t], lo, sh);
+}
+
+/* Learns Alice's answer a for the left child of a block-tree node whose
+ * known-map bit is i; even if the search ends on this step, later
+ * searches use it. */
+static inline void kagi__learn_left(uint64_t *kv, size_t i, unsigned a)
+{
+    uint64_t *kw = kv + 2 * (i >> 6);
+    kw[0] |= (uint64_t)1 << (i & 63);
+    kw[1] |= (uint64_t)a << (i & 63);
 }
 
 /* Outcome of a block-tree search step. */
@@ -1232,7 +1244,11 @@ static inline int kagi__step_word(const kagi__bframe *F, kagi__search *s, kagi__
                 d->u = (uint32_t)u;
                 d->sh = (uint8_t)sh;
                 d->apar = (uint8_t)apar;
-                memcpy(&d->tree, &s->tree, 2); /* tree and flags, unchanged */
+                d->tree = (uint8_t)t;
+                /* A node whose bits are all members stays so below: its
+                 * resumes take kagi__resume_full. */
+                d->flags = (uint8_t)(flags | ((r & kagi__lowmask[sh]) == kagi__lowmask[sh]
+                                                  ? KAGI__FULL | KAGI__WORDFULL : 0));
                 return KAGI__WAITS;
             }
             pl = (int)((kw[1] >> (i & 63)) & 1);
@@ -1332,8 +1348,8 @@ static int kagi__step_block(const kagi__bframe *F, kagi__search *s, int ans, kag
     }
 }
 
-/* Every step but the common one (kagi__resume_full): new searches,
- * nodes of more than 64 bits, blocks with non-members. Out of line, so
+/* Every step but the common one (kagi__resume_full): nodes of more
+ * than 64 bits, nodes with non-members. Out of line, so
  * that the sweep's hot loop keeps its registers. ans as for
  * kagi__step_word's pl, already learnt. */
 __attribute__((noinline)) static int kagi__step_slow(const kagi__bframe *F, kagi__search *s, int ans,
@@ -1348,27 +1364,39 @@ __attribute__((noinline)) static int kagi__step_slow(const kagi__bframe *F, kagi
     return how == KAGI__WORD ? kagi__step_word(F, s, d, ans, check) : how;
 }
 
-/* The common step (64 % of them at 2 %): a search resumed with Alice's
- * answer ans (already learnt) at a node of 64 bits or fewer of a block
- * whose bits are all members, so there are no members to count: every
- * node of 2 bits or more splits and asks. kagi__step_word with the member
- * tests and the entry cases taken out, for few live values. */
-static inline int kagi__resume_full(const kagi__bframe *F, kagi__search *s, unsigned ans,
+/* The common step (80 % of them at 2 %): a search at a node of 64 bits
+ * or fewer whose bits are all members, so there are no members to
+ * count: every node of 2 bits or more splits and asks. pl is Alice's
+ * answer (learnt here), or -1 for a new search, which first looks up
+ * its left child. kagi__step_word with the member tests taken out, for
+ * few live values. */
+static inline int kagi__resume_full(const kagi__bframe *F, kagi__search *s, int pl,
                                     kagi__search *d)
 {
     const uint32_t t = s->tree;
     size_t lo = s->lo, i = s->i, u = s->u;
-    unsigned sh = s->sh, apar = s->apar, pl = ans;
+    unsigned sh = s->sh, apar = s->apar;
     uint64_t x = F->v.pv[t][lo >> 6];
-    const uint64_t *kv = F->kv[t];
+    uint64_t *kv = F->kv[t];
     unsigned off = (unsigned)(lo & 63);
+    if (pl >= 0) kagi__learn_left(kv, i, (unsigned)pl);
     if (!((unsigned)__builtin_parityll(x & (kagi__lowmask[sh] << off)) ^ apar)) return KAGI__EVEN;
+    if (pl < 0) {
+        if (sh == 0) return KAGI__FOUND; /* s->lo is the bit */
+        const uint64_t *kw = kv + 2 * (i >> 6);
+        if (!((kw[0] >> (i & 63)) & 1)) {
+            *d = *s;
+            return KAGI__WAITS;
+        }
+        pl = (int)((kw[1] >> (i & 63)) & 1);
+    }
     for (;;) {
         unsigned c = sh - 1;
         /* Into the child that differs from Alice; the choice is a coin
          * flip, so no branch. */
-        unsigned right = (unsigned)__builtin_parityll(x & (kagi__lowmask[c] << off)) ^ pl ^ 1u;
-        apar = pl ^ (apar & right);
+        unsigned p = (unsigned)pl;
+        unsigned right = (unsigned)__builtin_parityll(x & (kagi__lowmask[c] << off)) ^ p ^ 1u;
+        apar = p ^ (apar & right);
         i += u + right;
         u = 2 * u + right;
         off += right << c;
@@ -1388,7 +1416,7 @@ static inline int kagi__resume_full(const kagi__bframe *F, kagi__search *s, unsi
             memcpy(&d->tree, &s->tree, 2); /* tree and flags, unchanged */
             return KAGI__WAITS;
         }
-        pl = (unsigned)(kw[1] >> (i & 63)) & 1;
+        pl = (int)((kw[1] >> (i & 63)) & 1);
     }
 }
 
@@ -1647,45 +1675,59 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
     return 0;
 }
 
+/* One search of the sweep (kagi__sweep): search si at *sp, answer a (-1
+ * for a new search). A search that waits again is written to *dp, which
+ * advances; both pointers are rebuilt after the calls that may append
+ * (and so move the array). */
+__attribute__((always_inline)) static inline int kagi__sweep_one(kagi__bframe *F, size_t si,
+                                                                 kagi__search **sp,
+                                                                 kagi__search **dp, int a)
+{
+    kagi__search *s = *sp;
+    size_t di; /* *dp as an index, across the calls */
+    if (s->flags & KAGI__FAST) {
+        int how;
+        if (s->flags & KAGI__WORDFULL) {
+            how = kagi__resume_full(F, s, a, *dp);
+        } else {
+            if (a >= 0) kagi__learn_left(F->kv[s->tree], s->i, (unsigned)a);
+            how = kagi__step_slow(F, s, a, *dp);
+        }
+        if (how == KAGI__WAITS) {
+            ++*dp;
+            return KAGI_OK;
+        }
+        di = (size_t)(*dp - F->s);
+        KAGI__TRY(kagi__finish_block(F, si, how));
+    } else {
+        di = (size_t)(*dp - F->s);
+        KAGI__TRY(kagi__advance(F, si, a));
+    }
+    kagi__search *S = F->s;
+    *sp = S + si;
+    *dp = S + di;
+    if (!(S[si].flags & KAGI__DEAD)) *(*dp)++ = S[si];
+    return KAGI_OK;
+}
+
 /* Runs searches from .. F->ns once (the ones that corrections start
  * meanwhile are appended and run in the same sweep); answer si goes to
  * search si for si < nans. The live ones are packed to the front as it
- * goes (k <= si), in order: search k waits for answer k next round. Kept
- * out of kagi__bframe_step, and F->s and F->ns in locals (reloaded after
- * the calls that may append), so that the hot loop has registers to
- * itself. */
+ * goes (d <= s), in order: the k-th waits for answer k next round. The
+ * answered searches and the new ones (si >= nans) run in two loops, so
+ * that neither tests which it is; the searches are walked by pointer,
+ * rebuilt only after a call that may move them. Kept out of
+ * kagi__bframe_step so that the hot loop has registers to itself. */
 __attribute__((noinline)) static int kagi__sweep(kagi__bframe *F, size_t from, const uint8_t *ans,
                                                  size_t nans)
 {
-    kagi__search *S = F->s;
-    size_t k = from, ns = F->ns;
-    for (size_t si = from; si < ns; si++) {
-        int a = si < nans ? (ans[si >> 3] >> (si & 7)) & 1 : -1;
-        kagi__search *s = &S[si];
-        int how;
-        if (s->flags & KAGI__FAST) {
-            if (a >= 0) { /* learnt even if the search ends here: later searches use it */
-                uint64_t *kw = F->kv[s->tree] + 2 * (s->i >> 6);
-                kw[0] |= (uint64_t)1 << (s->i & 63);
-                kw[1] |= (uint64_t)a << (s->i & 63);
-            }
-            if (a >= 0 && s->sh <= 6 && (s->flags & KAGI__FULL))
-                how = kagi__resume_full(F, s, (unsigned)a, &S[k]);
-            else
-                how = kagi__step_slow(F, s, a, &S[k]);
-            if (how == KAGI__WAITS) {
-                k++;
-                continue;
-            }
-            KAGI__TRY(kagi__finish_block(F, si, how));
-        } else {
-            KAGI__TRY(kagi__advance(F, si, a));
-        }
-        S = F->s;
-        ns = F->ns;
-        if (!(S[si].flags & KAGI__DEAD)) S[k++] = S[si];
-    }
-    F->ns = k;
+    if (from >= F->ns) return KAGI_OK; /* none to run (F->s may be NULL) */
+    kagi__search *s = F->s + from, *d = s;
+    size_t si = from;
+    for (; si < nans; si++, s++)
+        KAGI__TRY(kagi__sweep_one(F, si, &s, &d, (ans[si >> 3] >> (si & 7)) & 1));
+    for (; si < F->ns; si++, s++) KAGI__TRY(kagi__sweep_one(F, si, &s, &d, -1));
+    F->ns = (size_t)(d - F->s);
     return KAGI_OK;
 }
 
