@@ -1376,11 +1376,12 @@ static inline int kagi__resume_full(const kagi__bframe *F, kagi__search *s, int 
     const uint32_t t = s->tree;
     size_t lo = s->lo, i = s->i, u = s->u;
     unsigned sh = s->sh, apar = s->apar;
-    uint64_t x = F->v.pv[t][lo >> 6];
+    /* The node's bits at the bottom of x; lo moves with them, so the
+     * node needs no separate word offset (one live value fewer). */
+    uint64_t x = F->v.pv[t][lo >> 6] >> (lo & 63);
     uint64_t *kv = F->kv[t];
-    unsigned off = (unsigned)(lo & 63);
     if (pl >= 0) kagi__learn_left(kv, i, (unsigned)pl);
-    if (!((unsigned)__builtin_parityll(x & (kagi__lowmask[sh] << off)) ^ apar)) return KAGI__EVEN;
+    if (!((unsigned)__builtin_parityll(x & kagi__lowmask[sh]) ^ apar)) return KAGI__EVEN;
     if (pl < 0) {
         if (sh == 0) return KAGI__FOUND; /* s->lo is the bit */
         const uint64_t *kw = kv + 2 * (i >> 6);
@@ -1395,20 +1396,25 @@ static inline int kagi__resume_full(const kagi__bframe *F, kagi__search *s, int 
         /* Into the child that differs from Alice; the choice is a coin
          * flip, so no branch. */
         unsigned p = (unsigned)pl;
-        unsigned right = (unsigned)__builtin_parityll(x & (kagi__lowmask[c] << off)) ^ p ^ 1u;
+        /* c <= 5: the left child's mask without the table (BMI2's bzhi),
+         * which kept a register for its address. */
+        uint64_t xl = x & (((uint64_t)1 << (1u << c)) - 1);
+        unsigned right = (unsigned)__builtin_parityll(xl) ^ p ^ 1u;
+        unsigned w = right << c;
         apar = p ^ (apar & right);
         i += u + right;
         u = 2 * u + right;
-        off += right << c;
+        lo += w;
+        x >>= w;
         sh = c;
         if (sh == 0) {
-            s->lo = (uint32_t)((lo & ~(size_t)63) + off);
+            s->lo = (uint32_t)lo;
             s->sh = 0;
             return KAGI__FOUND;
         }
         const uint64_t *kw = kv + 2 * (i >> 6);
         if (!((kw[0] >> (i & 63)) & 1)) {
-            d->lo = (uint32_t)((lo & ~(size_t)63) + off);
+            d->lo = (uint32_t)lo;
             d->i = (uint32_t)i;
             d->u = (uint32_t)u;
             d->sh = (uint8_t)sh;
@@ -1675,16 +1681,15 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
     return 0;
 }
 
-/* One search of the sweep (kagi__sweep): search si at *sp, answer a (-1
+/* One search of the sweep (kagi__sweep): the search at *sp, answer a (-1
  * for a new search). A search that waits again is written to *dp, which
  * advances; both pointers are rebuilt after the calls that may append
- * (and so move the array). */
-__attribute__((always_inline)) static inline int kagi__sweep_one(kagi__bframe *F, size_t si,
-                                                                 kagi__search **sp,
+ * (and so move the array). The search's index is taken only there. */
+__attribute__((always_inline)) static inline int kagi__sweep_one(kagi__bframe *F, kagi__search **sp,
                                                                  kagi__search **dp, int a)
 {
     kagi__search *s = *sp;
-    size_t di; /* *dp as an index, across the calls */
+    size_t si, di; /* *sp and *dp as indices, across the calls */
     if (s->flags & KAGI__FAST) {
         int how;
         if (s->flags & KAGI__WORDFULL) {
@@ -1697,9 +1702,11 @@ __attribute__((always_inline)) static inline int kagi__sweep_one(kagi__bframe *F
             ++*dp;
             return KAGI_OK;
         }
+        si = (size_t)(s - F->s);
         di = (size_t)(*dp - F->s);
         KAGI__TRY(kagi__finish_block(F, si, how));
     } else {
+        si = (size_t)(s - F->s);
         di = (size_t)(*dp - F->s);
         KAGI__TRY(kagi__advance(F, si, a));
     }
@@ -1712,21 +1719,31 @@ __attribute__((always_inline)) static inline int kagi__sweep_one(kagi__bframe *F
 
 /* Runs searches from .. F->ns once (the ones that corrections start
  * meanwhile are appended and run in the same sweep); answer si goes to
- * search si for si < nans. The live ones are packed to the front as it
- * goes (d <= s), in order: the k-th waits for answer k next round. The
- * answered searches and the new ones (si >= nans) run in two loops, so
- * that neither tests which it is; the searches are walked by pointer,
- * rebuilt only after a call that may move them. Kept out of
- * kagi__bframe_step so that the hot loop has registers to itself. */
+ * search si for si < nans, and from is 0 whenever nans > 0
+ * (kagi__bframe_step). The live ones are packed to the front as it goes
+ * (d <= s), in order: the k-th waits for answer k next round. The
+ * answered searches and the new ones run in two loops, so that neither
+ * tests which it is; the searches are walked by pointer, rebuilt only
+ * after a call that may move them. Answers are taken 56 at a time (7
+ * bytes) with a stop bit above them, a shift per search: a byte load and
+ * two shifts each, or a counter, cost registers and instructions. Kept
+ * out of kagi__bframe_step so that the hot loop has registers to itself. */
 __attribute__((noinline)) static int kagi__sweep(kagi__bframe *F, size_t from, const uint8_t *ans,
                                                  size_t nans)
 {
     if (from >= F->ns) return KAGI_OK; /* none to run (F->s may be NULL) */
     kagi__search *s = F->s + from, *d = s;
-    size_t si = from;
-    for (; si < nans; si++, s++)
-        KAGI__TRY(kagi__sweep_one(F, si, &s, &d, (ans[si >> 3] >> (si & 7)) & 1));
-    for (; si < F->ns; si++, s++) KAGI__TRY(kagi__sweep_one(F, si, &s, &d, -1));
+    for (size_t q0 = 0; q0 < nans; q0 += 56) {
+        size_t n = nans - q0 < 56 ? nans - q0 : 56;
+        uint64_t bits = 0;
+        for (size_t k = 0; k < (n + 7) / 8; k++) bits |= (uint64_t)ans[q0 / 8 + k] << (8 * k);
+        /* Drop the last byte's padding (from the network: any value), then
+         * a stop bit above the answers ends the chunk. */
+        bits = (bits & (((uint64_t)1 << n) - 1)) | (uint64_t)1 << n;
+        for (; bits != 1; s++, bits >>= 1) KAGI__TRY(kagi__sweep_one(F, &s, &d, (int)(bits & 1)));
+    }
+    for (size_t si = (size_t)(s - F->s); si < F->ns; si++, s++)
+        KAGI__TRY(kagi__sweep_one(F, &s, &d, -1));
     F->ns = (size_t)(d - F->s);
     return KAGI_OK;
 }
