@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,10 +324,13 @@ int kagi_channel_recv(kagi_channel *ch, kagi_buf *buf)
         if (tl) KAGI__TRY(kagi__read_all(ch->fd, tag, tl));
     } else {
         kagi__queue *q = ch->in;
-        /* The peer usually answers within microseconds: spin briefly before
-         * sleeping, since a futex wake-up costs more than most answers. */
-        for (int i = 0; i < 4000 && atomic_load(&q->pushed) == ch->popped && !q->closed; i++)
-            __builtin_ia32_pause();
+        /* The peer usually answers within microseconds, and a futex sleep
+         * and wake-up cost more than that: spin a little, then yield (so a
+         * peer sharing this core can run), and only then sleep. */
+        for (int i = 0; i < 2048 && atomic_load(&q->pushed) == ch->popped && !q->closed; i++) {
+            if (i < 64) __builtin_ia32_pause();
+            else sched_yield();
+        }
         pthread_mutex_lock(&q->mu);
         while (!q->head && !q->closed) pthread_cond_wait(&q->cv, &q->mu);
         kagi__msg *m = q->head;
