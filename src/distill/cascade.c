@@ -61,7 +61,8 @@ static inline uint64_t kagi__span_xor(const uint64_t *w, size_t lo, unsigned sh)
     if (sh <= 6) return w[lo >> 6] & (kagi__lowmask[sh] << (lo & 63));
     const uint64_t *p = w + (lo >> 6);
     uint64_t acc = 0;
-    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) acc ^= p[i];
+    /* Two words a turn: sh > 6 makes the count even. */
+    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i += 2) acc ^= p[i] ^ p[i + 1];
     return acc;
 }
 
@@ -70,7 +71,8 @@ static inline size_t kagi__span_pop(const uint64_t *w, size_t lo, unsigned sh)
     if (sh <= 6) return (size_t)__builtin_popcountll(w[lo >> 6] & (kagi__lowmask[sh] << (lo & 63)));
     const uint64_t *p = w + (lo >> 6);
     size_t c = 0;
-    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i++) c += (size_t)__builtin_popcountll(p[i]);
+    for (size_t i = 0, n = (size_t)1 << (sh - 6); i < n; i += 2)
+        c += (size_t)(__builtin_popcountll(p[i]) + __builtin_popcountll(p[i + 1]));
     return c;
 }
 
@@ -197,6 +199,15 @@ static void kagi__shuffle32(uint32_t *p, uint32_t n, kagi_rng *r)
 
 /* ---------- layout: everything that depends only on frame length ---------- */
 
+/* Flags of a search (kagi__search.flags); a block's starting ones are
+ * part of the layout (kagi__layout.sflags). */
+enum {
+    KAGI__FAST = 1,    /* block tree, block inside [0, Nv): the kagi__step_* paths */
+    KAGI__FULL = 2,    /* every bit of the node is a member: no counting */
+    KAGI__DEAD = 4,    /* ended (kagi__end_search) */
+    KAGI__WORDFULL = 8 /* FAST, FULL and a node of <= 64 bits: kagi__resume_full */
+};
+
 typedef struct kagi__layout {
     size_t L;             /* key bits in the frame */
     size_t Nv, W;         /* view bits (multiple of KAGI__TILE) and words */
@@ -210,9 +221,9 @@ typedef struct kagi__layout {
     uint32_t *s1[KAGI__MAX_BLOCK_PASSES], *s2[KAGI__MAX_BLOCK_PASSES];
     uint32_t *s1i[KAGI__MAX_BLOCK_PASSES], *s2i[KAGI__MAX_BLOCK_PASSES];
     uint64_t *real[KAGI__MAX_BLOCK_PASSES]; /* member bits of each block tree */
-    /* Blocks inside [0, Nv) whose bits are all members: searches there
-     * skip member counting. One bit per block. */
-    uint64_t *full[KAGI__MAX_BLOCK_PASSES];
+    /* Per block, the flags a search on it starts with (KAGI__FAST,
+     * KAGI__FULL, KAGI__WORDFULL): one load when it starts. */
+    uint8_t *sflags[KAGI__MAX_BLOCK_PASSES];
     size_t top_leak;      /* top-level parities that hold key bits */
     uint64_t hkey;        /* the halves S_j are made from this (kagi__half_word) */
 } kagi__layout;
@@ -226,7 +237,7 @@ static void kagi__layout_free(kagi__layout *l)
         free(l->s1i[t]);
         free(l->s2i[t]);
         free(l->real[t]);
-        free(l->full[t]);
+        free(l->sflags[t]);
     }
     free(l);
 }
@@ -342,8 +353,8 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
     int bad = 0;
     for (unsigned t = 0; t < l->nbt; t++) {
         l->real[t] = t ? malloc(W * 8) : calloc(W, 8);
-        l->full[t] = calloc((l->nblocks[t] + 63) / 64, 8);
-        bad |= !l->real[t] || !l->full[t];
+        l->sflags[t] = malloc(l->nblocks[t]);
+        bad |= !l->real[t] || !l->sflags[t];
         if (t == 0) continue;
         l->s1[t] = malloc(W * sizeof(uint32_t));
         l->s2[t] = malloc(W * sizeof(uint32_t));
@@ -381,7 +392,10 @@ static int kagi__layout_new(kagi__layout **out, size_t L, const kagi_cascade_par
             size_t m = hi - lo == k ? kagi__span_pop(l->real[t], lo, l->bl[t])
                                     : kagi__popcount_range(l->real[t], lo, hi);
             l->top_leak += m != 0;
-            if (m == k) l->full[t][b >> 6] |= (uint64_t)1 << (b & 63);
+            /* Blocks inside [0, Nv) are FAST; FULL ones skip member counting. */
+            uint8_t f = hi - lo == k ? KAGI__FAST : 0;
+            if (m == k) f |= KAGI__FULL | (k <= 64 ? KAGI__WORDFULL : 0);
+            l->sflags[t][b] = f;
         }
     }
     l->hkey = kagi_rng_next(&r);
@@ -890,13 +904,6 @@ typedef struct kagi__search {
 _Static_assert(offsetof(kagi__search, flags) == offsetof(kagi__search, tree) + 1,
                "tree and flags must be adjacent");
 
-enum {
-    KAGI__FAST = 1,    /* block tree, block inside [0, Nv): kagi__step_block */
-    KAGI__FULL = 2,    /* every bit of the node is a member: no counting */
-    KAGI__DEAD = 4,    /* ended (kagi__end_search) */
-    KAGI__WORDFULL = 8 /* FAST, FULL and a node of <= 64 bits: kagi__resume_full */
-};
-
 static inline uint64_t kagi__search_node(const kagi__layout *l, const kagi__search *s)
 {
     return (l->T + s->lo) >> s->sh;
@@ -935,7 +942,7 @@ typedef struct kagi__bframe {
     uint8_t *bst[KAGI__MAX_BLOCK_PASSES];
     kagi__pmap pm;
     uint8_t *xerr, *xact;        /* per extra tree */
-    uint8_t *started;            /* per pass */
+    uint32_t nbs, nxs;           /* block and extra passes started (in order) */
     /* Live searches. After each step every one of them waits for an
      * answer, in order: query i is the left child of s[i].node. */
     kagi__search *s;
@@ -1090,28 +1097,23 @@ static int kagi__start_search(kagi__bframe *F, uint32_t t, size_t b)
         F->cap = nc;
     }
     const kagi__layout *l = F->l;
-    int ap = 0;
+    kagi__search *s = &F->s[F->ns++];
     if (t < l->nbt) {
         uint8_t st = F->bst[t][b];
-        ap = (st & KAGI__APAR) != 0;
         if (!(st & KAGI__KVSET)) kagi__kv_clear(F, t, b);
         F->bst[t][b] = (uint8_t)(st | KAGI__ACTIVE | KAGI__KVSET);
-    } else {
-        (void)kagi__known(F, t, 1, &ap); /* top-level parities are always known */
-        F->xact[t - l->nbt] = 1;
+        unsigned bl = l->bl[t];
+        uint32_t lo = (uint32_t)(b << bl);
+        /* i: kagi__kv_index of the block's root. */
+        *s = (kagi__search){.lo = lo, .i = lo | 1, .u = 1, .sh = (uint8_t)bl,
+                            .apar = (uint8_t)((st & KAGI__APAR) != 0), .tree = (uint8_t)t,
+                            .flags = l->sflags[t][b]};
+        return KAGI_OK;
     }
-    kagi__search *s = &F->s[F->ns++];
-    *s = (kagi__search){.u = 1, .tree = (uint8_t)t, .apar = (uint8_t)ap};
-    if (t < l->nbt) {
-        s->lo = (uint32_t)(b << l->bl[t]);
-        s->i = s->lo | 1; /* kagi__kv_index of the block's root */
-        s->sh = (uint8_t)l->bl[t];
-        if (((b + 1) << l->bl[t]) <= l->Nv) s->flags = KAGI__FAST;
-        if ((l->full[t][b >> 6] >> (b & 63)) & 1) s->flags |= KAGI__FULL;
-        if (s->flags == (KAGI__FAST | KAGI__FULL) && s->sh <= 6) s->flags |= KAGI__WORDFULL;
-    } else {
-        s->sh = (uint8_t)l->logT; /* the root */
-    }
+    int ap = 0;
+    (void)kagi__known(F, t, 1, &ap); /* top-level parities are always known */
+    F->xact[t - l->nbt] = 1;
+    *s = (kagi__search){.u = 1, .sh = (uint8_t)l->logT, .tree = (uint8_t)t, .apar = (uint8_t)ap};
     return KAGI_OK;
 }
 
@@ -1127,13 +1129,13 @@ static int kagi__correct(kagi__bframe *F, size_t i, uint32_t t0, size_t v0)
      * forged message not yet caught by its tag): stop before looping. */
     KAGI__FAIL_IF(++F->corrected > l->L, KAGI_ERR_RECONCILE,
                   "cascade: more corrections than bits in a frame; the parities disagree");
-    for (uint32_t t = 0; t < l->nbt && F->started[t]; t++) {
+    for (uint32_t t = 0, nb = F->nbs; t < nb; t++) {
         size_t v = t == t0 ? v0 : kagi__fwd(l, t, i), b = v >> l->bl[t];
         F->v.pv[t][v >> 6] ^= (uint64_t)1 << (v & 63);
         uint8_t st = F->bst[t][b] ^= KAGI__ERR;
         if ((st & (KAGI__ERR | KAGI__ACTIVE)) == KAGI__ERR) KAGI__TRY(kagi__start_search(F, t, b));
     }
-    for (uint32_t j = 0; j < l->extra && F->started[l->nbt + j]; j++) {
+    for (uint32_t j = 0, nx = F->nxs; j < nx; j++) {
         int in = (int)((kagi__half_word(l, j, i >> 6) >> (i & 63)) & 1);
         uint32_t e = 2 * j + (in ? 0 : 1);
         F->xerr[e] ^= 1;
@@ -1182,7 +1184,7 @@ static inline void kagi__learn_left(uint64_t *kv, size_t i, unsigned a)
 }
 
 /* Outcome of a block-tree search step. */
-enum { KAGI__WAITS, KAGI__EVEN, KAGI__FOUND, KAGI__WORD };
+enum { KAGI__WAITS, KAGI__EVEN, KAGI__FOUND };
 
 /* Search steps in a block tree whose block lies inside [0, Nv), so no
  * range is clipped: the same decisions as the generic loop
@@ -1270,21 +1272,33 @@ static inline int kagi__step_word(const kagi__bframe *F, kagi__search *s, kagi__
     }
 }
 
-/* Nodes of more than 64 bits (the top levels of blocks of over 64 bits):
- * runs of whole words, member counts carried in the search. A search that
- * reaches a node of 64 bits or fewer is left in s for kagi__step_word
- * (KAGI__WORD), with no parity pending and its node known to differ. */
-static int kagi__step_block(const kagi__bframe *F, kagi__search *s, int ans, kagi__search *d)
+/* Steps that start at a node of more than 64 bits (the top two levels of
+ * pass-2 blocks at 2 %, three of pass 3): runs of whole words, member
+ * counts carried in the search. At a block's root the node's parity
+ * check reads the block's error bit (the root's parity xor Alice's, kept
+ * by every correction) instead of xoring the block's words, and a
+ * resumed root xors only its left half. A search that reaches a node of
+ * 64 bits or fewer goes on in kagi__step_word, its node known to differ.
+ * ans as for kagi__step_word's pl, already learnt. */
+__attribute__((noinline)) static int kagi__step_wide(const kagi__bframe *F, kagi__search *s, int ans,
+                                                     kagi__search *d)
 {
-    const kagi__layout *l = F->l;
     const uint32_t t = s->tree;
-    const int full = (s->flags & KAGI__FULL) != 0;
     const uint64_t *v = F->v.pv[t];
-    const uint64_t *kv = F->kv[t];
     size_t lo = s->lo, u = s->u, i = s->i, m = s->m, ml = s->ml;
-    unsigned sh = s->sh, apar = s->apar, pl = 0, pb = 0;
-    if (ans >= 0) {
-        /* The node's parity and its left child's in one pass. */
+    unsigned sh = s->sh, apar = s->apar, pl, pb = 0;
+    int split = ans >= 0;
+    if (u == 1) {
+        if (!(F->bst[t][lo >> sh] & KAGI__ERR)) return KAGI__EVEN;
+        if (split) {
+            sh--;
+            pb = (unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh));
+        } else {
+            m = kagi__span_members(F->l, t, (s->flags & KAGI__FULL) != 0, lo, sh);
+        }
+    } else {
+        /* Below the root a search is always a resumed one (new ones start
+         * at the root): the node's parity and its left child's in one pass. */
         const uint64_t *p = v + (lo >> 6);
         uint64_t xl = 0, xr = 0;
         sh--;
@@ -1293,13 +1307,10 @@ static int kagi__step_block(const kagi__bframe *F, kagi__search *s, int ans, kag
             xr ^= p[n + k];
         }
         if (!((unsigned)__builtin_parityll(xl ^ xr) ^ apar)) return KAGI__EVEN;
-        pl = (unsigned)ans;
         pb = (unsigned)__builtin_parityll(xl);
-    } else {
-        if (!((unsigned)__builtin_parityll(kagi__span_xor(v, lo, sh)) ^ apar)) return KAGI__EVEN;
-        m = kagi__span_members(l, t, full, lo, sh);
     }
-    for (int split = ans >= 0;; split = 0) {
+    pl = (unsigned)ans; /* Alice's parity of the left child, if split */
+    for (;; split = 0) {
         if (!split) {
             if (sh <= 6) {
                 s->lo = (uint32_t)lo;
@@ -1307,10 +1318,10 @@ static int kagi__step_block(const kagi__bframe *F, kagi__search *s, int ans, kag
                 s->u = (uint32_t)u;
                 s->sh = (uint8_t)sh;
                 s->apar = (uint8_t)apar;
-                return KAGI__WORD;
+                return kagi__step_word(F, s, d, -1, 0);
             }
             sh--;
-            ml = kagi__span_members(l, t, full, lo, sh);
+            ml = kagi__span_members(F->l, t, (s->flags & KAGI__FULL) != 0, lo, sh);
             if (ml == 0) { /* all members on the right: same parity, same count */
                 i += u + 1;
                 u = 2 * u + 1;
@@ -1322,12 +1333,20 @@ static int kagi__step_block(const kagi__bframe *F, kagi__search *s, int ans, kag
                 u = 2 * u;
                 continue;
             }
-            const uint64_t *w = kv + 2 * (i >> 6);
+            const uint64_t *w = F->kv[t] + 2 * (i >> 6);
             if (!((w[0] >> (i & 63)) & 1)) {
-                /* Waits for the left child's parity. */
-                *d = (kagi__search){.lo = (uint32_t)lo, .i = (uint32_t)i, .u = (uint32_t)u,
-                                    .m = (uint32_t)m, .ml = (uint32_t)ml, .sh = (uint8_t)(sh + 1),
-                                    .tree = (uint8_t)t, .apar = (uint8_t)apar, .flags = s->flags};
+                /* Waits for the left child's parity; field by field (GCC
+                 * packed a compound literal through vector inserts). */
+                uint16_t tf;
+                memcpy(&tf, &s->tree, 2); /* tree and flags, unchanged */
+                d->lo = (uint32_t)lo;
+                d->i = (uint32_t)i;
+                d->u = (uint32_t)u;
+                d->m = (uint32_t)m;
+                d->ml = (uint32_t)ml;
+                d->sh = (uint8_t)(sh + 1);
+                d->apar = (uint8_t)apar;
+                memcpy(&d->tree, &tf, 2);
                 return KAGI__WAITS;
             }
             pl = (unsigned)(w[1] >> (i & 63)) & 1;
@@ -1348,20 +1367,14 @@ static int kagi__step_block(const kagi__bframe *F, kagi__search *s, int ans, kag
     }
 }
 
-/* Every step but the common one (kagi__resume_full): nodes of more
- * than 64 bits, nodes with non-members. Out of line, so
- * that the sweep's hot loop keeps its registers. ans as for
- * kagi__step_word's pl, already learnt. */
+/* Steps at nodes of 64 bits or fewer that hold non-members (or new
+ * pass-1 searches in such blocks). Out of line, so that the sweep's hot
+ * loop keeps its registers. ans as for kagi__step_word's pl, already
+ * learnt. */
 __attribute__((noinline)) static int kagi__step_slow(const kagi__bframe *F, kagi__search *s, int ans,
                                                      kagi__search *d)
 {
-    int how = KAGI__WORD, check = 1;
-    if (s->sh > 6) {
-        how = kagi__step_block(F, s, ans, d);
-        ans = -1;
-        check = 0;
-    }
-    return how == KAGI__WORD ? kagi__step_word(F, s, d, ans, check) : how;
+    return kagi__step_word(F, s, d, ans, 1);
 }
 
 /* The common step (80 % of them at 2 %): a search at a node of 64 bits
@@ -1442,7 +1455,7 @@ static int kagi__finish_block(kagi__bframe *F, size_t si, int how)
 }
 
 /* Descend as far as known parities allow; stop at a query or the end.
- * ans as for kagi__step_block, which takes the searches marked
+ * ans as for kagi__step_word; the step functions take the searches marked
  * KAGI__FAST; this loop the rest (random halves, blocks cut by Nv). */
 static int kagi__advance(kagi__bframe *F, size_t si, int ans)
 {
@@ -1523,7 +1536,6 @@ static void kagi__bframe_free(kagi__bframe *F)
     free(F->pm.slot);
     free(F->xerr);
     free(F->xact);
-    free(F->started);
     free(F->s);
     kagi__bframe_reset(F);
 }
@@ -1557,11 +1569,10 @@ static int kagi__bframe_open(kagi_cascade_bob *B, size_t f)
     }
     if (!F->xerr) F->xerr = malloc(2 * l->extra + 1);
     if (!F->xact) F->xact = malloc(2 * l->extra + 1);
-    if (!F->started) F->started = malloc(l->nbt + l->extra);
-    KAGI__FAIL_IF(!F->xerr || !F->xact || !F->started, KAGI_ERR_NOMEM, "out of memory");
+    KAGI__FAIL_IF(!F->xerr || !F->xact, KAGI_ERR_NOMEM, "out of memory");
     memset(F->xerr, 0, 2 * l->extra + 1);
     memset(F->xact, 0, 2 * l->extra + 1);
-    memset(F->started, 0, l->nbt + l->extra);
+    F->nbs = F->nxs = 0;
     if (F->pm.slot) memset(F->pm.slot, 0, F->pm.cap * 8);
     F->pm.used = 0;
     F->ns = F->nq = 0;
@@ -1616,8 +1627,8 @@ static int kagi__bframe_top(kagi__bframe *F, const uint8_t *bits, size_t *leak)
 static int kagi__begin_pass(kagi__bframe *F, uint32_t p)
 {
     const kagi__layout *l = F->l;
-    F->started[p] = 1;
     if (p < l->nbt) {
+        F->nbs = p + 1;
         if (p > 0) kagi__permute(l, p, F->v.x, F->v.pv[p]);
         size_t k = (size_t)1 << l->bl[p];
         uint8_t *st = F->bst[p];
@@ -1631,6 +1642,7 @@ static int kagi__begin_pass(kagi__bframe *F, uint32_t p)
         return KAGI_OK;
     }
     uint32_t j = p - l->nbt, t = l->nbt + 2 * j;
+    F->nxs = j + 1;
     int ps = kagi__half_parity(l, j, F->v.x), pc = ps ^ kagi__xor_parity(F->v.x, l->W);
     int as = 0, ac = 0;
     (void)kagi__known(F, t, 1, &as);
@@ -1652,7 +1664,7 @@ static int kagi__release(kagi__bframe *F, uint32_t waves, int *rc)
     while (F->pass < npass) {
         uint32_t p = F->pass, nw = p == 0 ? 1 : p < l->nbt ? waves : 2;
         uint32_t w = F->wave;
-        if (!F->started[p]) {
+        if (p >= F->nbs + F->nxs) {
             *rc = kagi__begin_pass(F, p);
             if (*rc) return 0;
         }
@@ -1696,7 +1708,7 @@ __attribute__((always_inline)) static inline int kagi__sweep_one(kagi__bframe *F
             how = kagi__resume_full(F, s, a, *dp);
         } else {
             if (a >= 0) kagi__learn_left(F->kv[s->tree], s->i, (unsigned)a);
-            how = kagi__step_slow(F, s, a, *dp);
+            how = s->sh > 6 ? kagi__step_wide(F, s, a, *dp) : kagi__step_slow(F, s, a, *dp);
         }
         if (how == KAGI__WAITS) {
             ++*dp;
