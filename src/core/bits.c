@@ -70,15 +70,6 @@ size_t kagi_bits_hamming(const uint64_t *a, const uint64_t *b, size_t n)
     return d;
 }
 
-static void kagi__le_load(uint64_t *w, const unsigned char *bytes, size_t nbytes)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(w, bytes, nbytes);
-#else
-    for (size_t i = 0; i < nbytes; i++) w[i >> 3] |= (uint64_t)bytes[i] << (8 * (i & 7));
-#endif
-}
-
 int kagi_bits_read_file(const char *path, size_t n, kagi_bits **out)
 {
     *out = NULL;
@@ -124,11 +115,9 @@ int kagi_bits_read_file(const char *path, size_t n, kagi_bits **out)
     }
     close(fd);
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-    kagi__le_load(b->w, buf, need);
+    kagi__words_from_bytes(b->w, buf, need);
     kagi__wipe(buf, need);
     free(buf);
-#else
-    (void)kagi__le_load;
 #endif
     /* Bits past n are not part of the key: keep them zero. */
     if (n & 63) b->w[n >> 6] &= ((uint64_t)1 << (n & 63)) - 1;
@@ -155,7 +144,7 @@ int kagi_bits_write_file(const char *path, const kagi_bits *b)
     unsigned char *conv = NULL;
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
     conv = malloc(need ? need : 1);
-    for (size_t i = 0; i < need; i++) conv[i] = (unsigned char)(b->w[i >> 3] >> (8 * (i & 7)));
+    kagi__bytes_from_words(conv, b->w, need);
     p = conv;
 #endif
     int rc = KAGI_OK;

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "kagi/error.h"
@@ -41,6 +42,27 @@ static inline uint64_t kagi__get_bits(const uint64_t *w, size_t off, size_t nb)
     uint64_t v = w[i] >> sh;
     if (sh && sh + nb > 64) v |= w[i + 1] << (64 - sh);
     return nb == 64 ? v : v & (((uint64_t)1 << nb) - 1);
+}
+
+/* Bit files and messages carry the words' bytes in little-endian order
+ * (bit j in byte j/8): these convert, a plain copy on little-endian hosts.
+ * words_from_bytes expects w zeroed past the bytes it fills. */
+static inline void kagi__bytes_from_words(uint8_t *d, const uint64_t *w, size_t nbytes)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(d, w, nbytes);
+#else
+    for (size_t i = 0; i < nbytes; i++) d[i] = (uint8_t)(w[i >> 3] >> (8 * (i & 7)));
+#endif
+}
+
+static inline void kagi__words_from_bytes(uint64_t *w, const uint8_t *s, size_t nbytes)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(w, s, nbytes);
+#else
+    for (size_t i = 0; i < nbytes; i++) w[i >> 3] |= (uint64_t)s[i] << (8 * (i & 7));
+#endif
 }
 
 /* Monotonic clock in seconds, for throughput figures. */

@@ -1183,6 +1183,21 @@ static inline void kagi__learn_left(uint64_t *kv, size_t i, unsigned a)
     kw[1] |= (uint64_t)a << (i & 63);
 }
 
+/* Moves a one-word step to its left (right = 0) or right child at level
+ * c: the known-map bit i and local index u follow the heap order, and the
+ * node's bits stay at the bottom of n and r. */
+static inline void kagi__word_child(unsigned right, unsigned c, size_t *i, size_t *u,
+                                    unsigned *off, uint64_t *n, uint64_t *r, unsigned *sh)
+{
+    unsigned w = right << c;
+    *i += *u + right;
+    *u = 2 * *u + right;
+    *off += w;
+    *n >>= w;
+    *r >>= w;
+    *sh = c;
+}
+
 /* Outcome of a block-tree search step. */
 enum { KAGI__WAITS, KAGI__EVEN, KAGI__FOUND };
 
@@ -1229,13 +1244,7 @@ static inline int kagi__step_word(const kagi__bframe *F, kagi__search *s, kagi__
             c = sh - 1;
             unsigned ml = (unsigned)__builtin_popcountll(r & kagi__lowmask[c]);
             if (ml == 0 || ml == m) { /* all members on one side: same parity */
-                unsigned right = ml == 0, w = right << c;
-                i += u + right;
-                u = 2 * u + right;
-                off += w;
-                n >>= w;
-                r >>= w;
-                sh = c;
+                kagi__word_child(ml == 0, c, &i, &u, &off, &n, &r, &sh);
                 continue;
             }
             const uint64_t *kw = kv + 2 * (i >> 6);
@@ -1260,14 +1269,8 @@ static inline int kagi__step_word(const kagi__bframe *F, kagi__search *s, kagi__
         /* Into the child that differs from Alice; the choice is a coin
          * flip, so no branch. */
         unsigned right = (unsigned)__builtin_parityll(n & kagi__lowmask[c]) ^ (unsigned)pl ^ 1u;
-        unsigned w = right << c;
         apar = (unsigned)pl ^ (apar & right);
-        i += u + right;
-        u = 2 * u + right;
-        off += w;
-        n >>= w;
-        r >>= w;
-        sh = c;
+        kagi__word_child(right, c, &i, &u, &off, &n, &r, &sh);
         pl = -1;
     }
 }

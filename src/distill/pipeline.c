@@ -1,11 +1,9 @@
 /* The distillation pipeline: estimation, Cascade, verification, final
  * length, Toeplitz amplification, as two parties over one channel. */
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 #include "kagi/amplify.h"
@@ -14,7 +12,6 @@
 
 #define KAGI__PIPE_VERSION 1u
 #define KAGI__MAGIC 0x4947414bu /* "KAGI" */
-
 
 /* Seconds per stage from the times each stage started; the last ends now. */
 static void kagi__stage_times(kagi_distill_report *r, double t0, double t1, double t2, double t3)
@@ -36,8 +33,7 @@ static uint64_t kagi__dbits(double d)
 static void kagi__put_bits(kagi_buf *b, const uint64_t *w, size_t nbits)
 {
     uint8_t *d = kagi_buf_grow(b, (nbits + 7) / 8);
-    if (!d) return;
-    for (size_t i = 0; i < (nbits + 7) / 8; i++) d[i] = (uint8_t)(w[i >> 3] >> (8 * (i & 7)));
+    if (d) kagi__bytes_from_words(d, w, (nbits + 7) / 8);
 }
 
 static int kagi__take_bits(kagi_rd *r, kagi_bits *out)
@@ -45,7 +41,7 @@ static int kagi__take_bits(kagi_rd *r, kagi_bits *out)
     const uint8_t *s = kagi_rd_take(r, (out->n + 7) / 8);
     KAGI__FAIL_IF(!s, KAGI_ERR_PROTO, "truncated message: %zu bits expected", out->n);
     memset(out->w, 0, KAGI_WORDS(out->n) * 8);
-    for (size_t i = 0; i < (out->n + 7) / 8; i++) out->w[i >> 3] |= (uint64_t)s[i] << (8 * (i & 7));
+    kagi__words_from_bytes(out->w, s, (out->n + 7) / 8);
     if (out->n & 63) out->w[out->n >> 6] &= ((uint64_t)1 << (out->n & 63)) - 1;
     return KAGI_OK;
 }
