@@ -6,7 +6,8 @@
 #include "kagi/version.h"
 
 static kagi_cli_cmd *const kagi__cmds[] = {
-    &kagi_cmd_distill, &kagi_cmd_reconcile, &kagi_cmd_amplify, &kagi_cmd_pair, NULL,
+    &kagi_cmd_keyrate, &kagi_cmd_link, &kagi_cmd_distill, &kagi_cmd_reconcile, &kagi_cmd_amplify,
+    &kagi_cmd_pair, NULL,
 };
 
 static void kagi__usage(FILE *f)
