@@ -2,7 +2,7 @@
 # Installs the Debian packages kagi builds and tests with, when missing.
 set -euo pipefail
 # python3 runs the command-line tests' oracles and the tampering proxy.
-pkgs=(make gcc libc6-dev pkg-config libssl-dev libgf2x-dev python3)
+pkgs=(make gcc libc6-dev pkg-config libssl-dev libgf2x-dev python3 python3-sgp4)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -11,7 +11,7 @@ expect_fail() {
   local name=$1 code=$2 pat=$3 out=$4; shift 5
   "$@" >"$T/stdout" 2>"$T/stderr"; local rc=$?
   if [ "$rc" -ne "$code" ]; then bad "$name (exit $rc, expected $code: $(head -c 300 "$T/stderr"))"; return; fi
-  if ! grep -qiE "$pat" "$T/stderr"; then bad "$name (message '$(head -c 300 "$T/stderr")' lacks /$pat/)"; return; fi
+  if ! grep -qiE -- "$pat" "$T/stderr"; then bad "$name (message '$(head -c 300 "$T/stderr")' lacks /$pat/)"; return; fi
   if [ -n "$out" ] && [ -e "$out" ]; then bad "$name (left $out behind)"; return; fi
   if [ -n "$out" ] && ls "$out".tmp.* >/dev/null 2>&1; then bad "$name (left a temporary file)"; return; fi
   ok "$name"

@@ -95,6 +95,35 @@ static void failed_verification_discards_the_block(void)
     kagi_bits_free(b);
 }
 
+static void decoy_mode_keeps_every_bit_and_subtracts_the_leak(void)
+{
+    kagi_bits *a, *b, *fa = NULL, *fb = NULL;
+    make_pair(200000, 0.02, 21, &a, &b);
+    kagi_distill_params p = {0};
+    p.decoy = 1;
+    p.decoy_length = 150000.5;
+    p.qber_hint = 0.02;
+    kagi_distill_report ra, rb;
+    ASSERT_OK(kagi_distill_local(a, b, &p, &fa, &fb, &ra, &rb));
+    if (!fa || !fb) return;
+    ASSERT_EQ(kagi_bits_hamming(fa->w, fb->w, fa->n), 0);
+    /* No sample: every sifted bit is reconciled. */
+    ASSERT_EQ(ra.sample_bits, 0);
+    ASSERT_EQ(ra.reconciled_bits, 200000);
+    /* The oracle: the decoy length minus what was published. */
+    double want = floor(150000.5 - (double)ra.cascade.leak_bits - ra.verify_tag_bits);
+    ASSERT_EQ(fa->n, (size_t)want);
+    ASSERT_EQ(rb.final_bits, (size_t)want);
+    kagi_bits_free(fa);
+    kagi_bits_free(fb);
+    /* A bound that the expected leak alone exhausts stops before Cascade. */
+    p.decoy_length = 1.2 * 200000 * kagi_h2(0.02);
+    ASSERT_EQ(kagi_distill_local(a, b, &p, &fa, &fb, NULL, NULL), KAGI_ERR_NOKEY);
+    ASSERT_TRUE(fa == NULL && fb == NULL);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+}
+
 typedef struct {
     kagi_channel *ch;
     kagi_buf got;
@@ -207,4 +236,5 @@ static void tampered_message_fails_authentication(void)
 
 T_MAIN(T(distill_gives_identical_keys_of_the_bound_length), T(high_qber_gives_no_key),
        T(failed_verification_discards_the_block), T(tampered_message_fails_authentication),
-       T(deferred_tags_cover_untagged_messages))
+       T(deferred_tags_cover_untagged_messages),
+       T(decoy_mode_keeps_every_bit_and_subtracts_the_leak))

@@ -5,6 +5,8 @@
  *      discloses her bits there; Bob counts the errors; both drop the
  *      sample. No key can come out when even a perfect reconciliation
  *      would leave nothing (kagi_finite_key_bb84): both stop, KAGI_ERR_NOKEY.
+ *      In decoy-state mode (below) the estimate comes from the test basis
+ *      instead and this stage only checks that key can come out.
  *   2. reconciliation by Cascade (kagi/cascade.h), Bob correcting;
  *   3. verification: Alice sends a random hash key and her tag; a mismatch
  *      aborts both with KAGI_ERR_VERIFY;
@@ -28,6 +30,15 @@ typedef struct kagi_distill_params {
     double eps_cor;       /* correctness; 0: 1e-15 */
     size_t sample_bits;   /* 0: kagi_sample_size_default(n) */
     kagi_cascade_params cascade; /* qber is set from the estimate */
+    /* Decoy-state mode, for a key sifted from raw detections (kagi/sift.h):
+     * no sample is drawn (sample_bits must be 0); the secrecy comes from
+     * the test basis through kagi_decoy_bound_lim, and the final length is
+     * floor(decoy_length - leak - verification tag bits). qber_hint, the
+     * test-basis error rate, sizes Cascade's blocks and the early no-key
+     * check. Both parties must pass the same values. */
+    int decoy;
+    double decoy_length;  /* length_before_ec of kagi_decoy_bound */
+    double qber_hint;     /* in [0, 0.5) */
 } kagi_distill_params;
 
 typedef struct kagi_distill_report {

@@ -47,6 +47,6 @@ int kagi_cli_usage_error(const kagi_cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 extern kagi_cli_cmd kagi_cmd_amplify, kagi_cmd_reconcile, kagi_cmd_distill,
-    kagi_cmd_pair, kagi_cmd_keyrate, kagi_cmd_link;
+    kagi_cmd_pair, kagi_cmd_keyrate, kagi_cmd_link, kagi_cmd_orbit;
 
 #endif

@@ -9,11 +9,15 @@
 #include "kagi/auth.h"
 #include "kagi/distill.h"
 #include "kagi/error.h"
+#include "kagi/keyrate.h"
+#include "kagi/sift.h"
 
 static kagi_cli_opt kagi__opts[] = {
     {"alice", "FILE", "Alice's sifted key (in one process, or with --role alice)", 0, NULL},
     {"bob", "FILE", "Bob's sifted key (in one process, or with --role bob)", 0, NULL},
-    {"bits", "N", "number of sifted bits", 1, NULL},
+    {"bits", "N", "number of sifted bits (not with --raw)", 0, NULL},
+    {"raw", NULL, "--alice and --bob are raw detection files (kagi link simulate): sift, "
+                  "estimate with decoy states, distill", 0, NULL},
     {"out-alice", "FILE", "Alice's final key", 0, NULL},
     {"out-bob", "FILE", "Bob's final key", 0, NULL},
     {"eps-sec", "E", "secrecy parameter (default 1e-10)", 0, NULL},
@@ -30,18 +34,20 @@ static kagi_cli_opt kagi__opts[] = {
 
 static double kagi__mbps(size_t bits, double s) { return s > 0 ? (double)bits / s / 1e6 : 0; }
 
-static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, int ok)
+/* head: JSON fields to put first (each followed by ", "), or "". */
+static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, int ok,
+                        const char *head)
 {
     const char *stage[4] = {"estimate", "reconcile", "verify", "amplify"};
     size_t sbits[4] = {r->sifted_bits, r->reconciled_bits, r->reconciled_bits, r->reconciled_bits};
     if (kagi_cli_flag(cmd, "json")) {
-        printf("{\"sifted_bits\": %zu, \"sample_bits\": %zu, \"sample_errors\": %zu, "
+        printf("{%s\"sifted_bits\": %zu, \"sample_bits\": %zu, \"sample_errors\": %zu, "
                "\"qber\": %.6f, \"qber_upper\": %.6f, \"reconcile\": {\"bits\": %zu, "
                "\"leak_bits\": %zu, \"errors_corrected\": %zu, \"efficiency\": %.4f, "
                "\"channel_uses\": %zu}, \"verify\": {\"ok\": %s, \"tag_bits\": %u, "
                "\"eps_cor\": %.3g}, \"auth_bits_consumed\": %zu, \"final_bits\": %zu, "
                "\"net_bits\": %lld, \"throughput_mbps\": {",
-               r->sifted_bits, r->sample_bits, r->sample_errors, r->qber, r->qber_upper,
+               head, r->sifted_bits, r->sample_bits, r->sample_errors, r->qber, r->qber_upper,
                r->reconciled_bits, r->cascade.leak_bits, r->cascade.corrected, r->efficiency,
                r->cascade.channel_uses, r->verify_ok ? "true" : "false", r->verify_tag_bits,
                r->eps_cor, r->auth_bits_consumed, ok ? r->final_bits : 0,
@@ -76,6 +82,8 @@ static int kagi__params(kagi_cli_cmd *cmd, kagi_distill_params *p, size_t *n)
 {
     int rc;
     memset(p, 0, sizeof *p);
+    if (!kagi_cli_get(cmd, "bits"))
+        return kagi_cli_usage_error(cmd, "missing required option '--bits N'");
     if ((rc = kagi_cli_size(cmd, "bits", 1, n)) ||
         (rc = kagi_cli_double(cmd, "eps-sec", 0, 1, &p->eps_sec)) ||
         (rc = kagi_cli_double(cmd, "eps-cor", 0, 1, &p->eps_cor)) ||
@@ -117,7 +125,7 @@ static int kagi__local(kagi_cli_cmd *cmd)
     if (!e && (fa->n != fb->n || !kagi_ct_equal(fa->w, fb->w, KAGI_WORDS(fa->n) * 8)))
         e = KAGI_ERR_VERIFY; /* cannot happen unless verification itself failed */
     if (!e) e = kagi__write_pair(kagi_cli_get(cmd, "out-alice"), fa, kagi_cli_get(cmd, "out-bob"), fb);
-    if (!e) kagi__print(cmd, &ra, 1);
+    if (!e) kagi__print(cmd, &ra, 1, "");
     kagi_bits_free(a);
     kagi_bits_free(b);
     kagi_bits_free(fa);
@@ -201,7 +209,7 @@ static int kagi__role(kagi_cli_cmd *cmd, const char *role)
         kagi_bits_free(rb);
         kagi_bits_free(left);
     }
-    if (!e) kagi__print(cmd, &r, 1);
+    if (!e) kagi__print(cmd, &r, 1, "");
     kagi_channel_free(ch);
     kagi_keypool_free(ab);
     kagi_keypool_free(ba);
@@ -211,10 +219,91 @@ static int kagi__role(kagi_cli_cmd *cmd, const char *role)
     return e ? kagi_cli_fail(cmd, e) : KAGI_EXIT_OK;
 }
 
+static void kagi__print_raw(const kagi_cli_cmd *cmd, const kagi_sift_stats *st,
+                            const kagi_decoy_bound *b, const kagi_distill_report *r, int ok)
+{
+    if (kagi_cli_flag(cmd, "json")) {
+        char head[512];
+        snprintf(head, sizeof head,
+                 "\"pulses\": %llu, \"detections\": %llu, \"sifted_z\": %llu, "
+                 "\"errors_z\": %llu, \"qber_z\": %.6f, \"decoy\": {\"s_x0\": %.1f, "
+                 "\"s_x1\": %.1f, \"s_z1\": %.1f, \"v_z1\": %.1f, \"phi_x\": %.6f, "
+                 "\"length_before_ec\": %.1f}, ",
+                 (unsigned long long)st->pulses, (unsigned long long)st->detections,
+                 (unsigned long long)st->sifted_z, (unsigned long long)st->errors_z, st->qber_z,
+                 b->s_x0, b->s_x1, b->s_z1, b->v_z1, b->phi_x, b->length_before_ec);
+        kagi__print(cmd, r, ok, head);
+        return;
+    }
+    printf("raw: %llu pulses, %llu detections; %llu key-basis bits, %llu test-basis bits with "
+           "%llu errors (QBER %.3f%%)\n",
+           (unsigned long long)st->pulses, (unsigned long long)st->detections,
+           (unsigned long long)st->sifted_x, (unsigned long long)st->sifted_z,
+           (unsigned long long)st->errors_z, 100 * st->qber_z);
+    printf("decoy states: at least %.0f vacuum and %.0f single-photon key bits, phase error "
+           "rate at most %.3f%%, %.0f bits before error correction\n",
+           b->s_x0, b->s_x1, 100 * b->phi_x, b->length_before_ec);
+    kagi__print(cmd, r, ok, "");
+}
+
+/* --raw: sift the detection files, bound Eve's knowledge with the decoy
+ * states, then run the pipeline on the key-basis bits. */
+static int kagi__raw(kagi_cli_cmd *cmd)
+{
+    kagi_distill_params p;
+    memset(&p, 0, sizeof p);
+    int rc;
+    if (kagi_cli_get(cmd, "bits"))
+        return kagi_cli_usage_error(cmd, "--bits does not go with --raw: the key length comes "
+                                         "from sifting");
+    if (kagi_cli_get(cmd, "sample-bits"))
+        return kagi_cli_usage_error(cmd, "--sample-bits does not go with --raw: the test basis "
+                                         "is the sample");
+    if ((rc = kagi_cli_double(cmd, "eps-sec", 0, 1, &p.eps_sec)) ||
+        (rc = kagi_cli_double(cmd, "eps-cor", 0, 1, &p.eps_cor)))
+        return rc;
+    if (!p.eps_sec) p.eps_sec = 1e-10;
+    if (!p.eps_cor) p.eps_cor = 1e-15;
+    const char *need[] = {"alice", "bob", "out-alice", "out-bob"};
+    for (int i = 0; i < 4; i++)
+        if (!kagi_cli_get(cmd, need[i]))
+            return kagi_cli_usage_error(cmd, "missing required option '--%s FILE'", need[i]);
+    kagi_bits *a = NULL, *b = NULL, *fa = NULL, *fb = NULL;
+    kagi_sift_stats st;
+    kagi_decoy_bound bound;
+    kagi_distill_report ra, rb;
+    memset(&ra, 0, sizeof ra);
+    memset(&bound, 0, sizeof bound);
+    int e = kagi_sift_raw(kagi_cli_get(cmd, "alice"), kagi_cli_get(cmd, "bob"), &a, &b, &st);
+    if (!e) e = kagi_decoy_bound_lim(&st.counts, p.eps_sec, p.eps_cor, &bound);
+    if (!e && !(st.qber_z < 0.5))
+        e = kagi__err(KAGI_ERR_NOKEY, "test-basis QBER %.1f%% (%llu errors in %llu bits): no "
+                                      "secret key; nothing written", 100 * st.qber_z,
+                      (unsigned long long)st.errors_z, (unsigned long long)st.sifted_z);
+    if (!e) {
+        p.decoy = 1;
+        p.decoy_length = bound.length_before_ec;
+        p.qber_hint = st.qber_z;
+        e = kagi_distill_local(a, b, &p, &fa, &fb, &ra, &rb);
+    }
+    if (!e && (fa->n != fb->n || !kagi_ct_equal(fa->w, fb->w, KAGI_WORDS(fa->n) * 8)))
+        e = KAGI_ERR_VERIFY;
+    if (!e) e = kagi__write_pair(kagi_cli_get(cmd, "out-alice"), fa, kagi_cli_get(cmd, "out-bob"), fb);
+    if (!e) kagi__print_raw(cmd, &st, &bound, &ra, 1);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+    kagi_bits_free(fa);
+    kagi_bits_free(fb);
+    return e ? kagi_cli_fail(cmd, e) : KAGI_EXIT_OK;
+}
+
 static int kagi__run(kagi_cli_cmd *cmd)
 {
     const char *role = kagi_cli_get(cmd, "role");
+    if (role && kagi_cli_flag(cmd, "raw"))
+        return kagi_cli_usage_error(cmd, "--raw runs both parties in one process, not with --role");
     if (role) return kagi__role(cmd, role);
+    if (kagi_cli_flag(cmd, "raw")) return kagi__raw(cmd);
     if (kagi_cli_get(cmd, "listen") || kagi_cli_get(cmd, "connect") || kagi_cli_get(cmd, "auth-key"))
         return kagi_cli_usage_error(cmd, "--listen, --connect and --auth-key need --role");
     return kagi__local(cmd);
@@ -223,6 +312,7 @@ static int kagi__run(kagi_cli_cmd *cmd)
 kagi_cli_cmd kagi_cmd_distill = {
     "distill", "the whole pipeline: estimate, reconcile, verify, amplify",
     "--alice A --bob B --bits N --out-alice FA --out-bob FB [--eps-sec E] [--eps-cor E] [--json]\n"
+    "       kagi distill --raw --alice RA --bob RB --out-alice FA --out-bob FB [...]\n"
     "       kagi distill --role alice|bob --listen|--connect HOST:PORT --auth-key F\n"
     "                    --alice A --out-alice FA | --bob B --out-bob FB --bits N [...]",
     "In one process Alice and Bob run in two threads over an in-memory channel\n"
@@ -231,6 +321,10 @@ kagi_cli_cmd kagi_cmd_distill = {
     "first half authenticates Alice's messages and second half Bob's. The\n"
     "file is emptied before the run and rewritten with the unused bits after\n"
     "a successful one, so no authentication bit is ever used twice.\n"
+    "With --raw the inputs are raw detection records (kagi link simulate,\n"
+    "docs/raw-format.md): they are sifted, the test basis bounds the phase\n"
+    "error with two decoy states (Lim et al. 2014, docs/keyrate.md), and the\n"
+    "key-basis bits are distilled with that bound as the final length.\n"
     "Exit 3 with no key file when the QBER leaves no key, verification\n"
     "fails or a message fails authentication.",
     kagi__opts, kagi__run};

@@ -7,8 +7,21 @@
 
 static kagi_cli_cmd *const kagi__cmds[] = {
     &kagi_cmd_keyrate, &kagi_cmd_link, &kagi_cmd_distill, &kagi_cmd_reconcile, &kagi_cmd_amplify,
-    &kagi_cmd_pair, NULL,
+    &kagi_cmd_pair, &kagi_cmd_orbit, NULL,
 };
+
+/* Commands whose options follow a required word ("kagi link simulate"). */
+static const struct {
+    const kagi_cli_cmd *cmd;
+    const char *word;
+} kagi__subs[] = {{&kagi_cmd_link, "simulate"}};
+
+static const char *kagi__sub_of(const kagi_cli_cmd *c)
+{
+    for (size_t i = 0; i < sizeof kagi__subs / sizeof kagi__subs[0]; i++)
+        if (kagi__subs[i].cmd == c) return kagi__subs[i].word;
+    return NULL;
+}
 
 static void kagi__usage(FILE *f)
 {
@@ -47,7 +60,27 @@ int main(int argc, char **argv)
     for (int i = 0; kagi__cmds[i]; i++) {
         kagi_cli_cmd *c = kagi__cmds[i];
         if (strcmp(c->name, name) != 0) continue;
-        int rc = kagi_cli_parse(c, argc - 2, argv + 2);
+        int skip = 0;
+        const char *sub = kagi__sub_of(c);
+        if (sub) {
+            const char *w = argc > 2 ? argv[2] : "";
+            if (!strcmp(w, "--help") || !strcmp(w, "-h")) {
+                kagi_cli_help(c);
+                return KAGI_EXIT_OK;
+            }
+            if (strcmp(w, sub) != 0) {
+                if (*w == '-' || !*w)
+                    fprintf(stderr, "kagi %s: missing subcommand '%s'%s%s%s", c->name, sub,
+                            *w ? " before '" : "", w, *w ? "'" : "");
+                else
+                    fprintf(stderr, "kagi %s: unknown subcommand '%s'", c->name, w);
+                fprintf(stderr, " (usage: kagi %s %s ...; see 'kagi %s --help')\n", c->name, sub,
+                        c->name);
+                return KAGI_EXIT_USAGE;
+            }
+            skip = 1;
+        }
+        int rc = kagi_cli_parse(c, argc - 2 - skip, argv + 2 + skip);
         if (rc >= 0) return rc;
         return c->run(c);
     }

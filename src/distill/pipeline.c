@@ -2,6 +2,7 @@
  * length, Toeplitz amplification, as two parties over one channel. */
 #include <pthread.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@
 #include "kagi/distill.h"
 #include "kagi/estimate.h"
 
-#define KAGI__PIPE_VERSION 1u
+#define KAGI__PIPE_VERSION 2u
 #define KAGI__MAGIC 0x4947414bu /* "KAGI" */
 
 /* Seconds per stage from the times each stage started; the last ends now. */
@@ -56,6 +57,14 @@ static int kagi__resolve(const kagi_distill_params *in, kagi_distill_params *p, 
     KAGI__FAIL_IF(!(p->eps_cor > 0 && p->eps_cor < 1), KAGI_ERR_ARG,
                   "eps_cor %g is outside (0, 1)", p->eps_cor);
     KAGI__FAIL_IF(n < 64, KAGI_ERR_ARG, "a sifted key of %zu bits is too short to distill", n);
+    if (p->decoy) {
+        KAGI__FAIL_IF(p->sample_bits, KAGI_ERR_ARG,
+                      "decoy-state mode draws no sample, %zu sample bits asked", p->sample_bits);
+        KAGI__FAIL_IF(!(p->qber_hint >= 0 && p->qber_hint < 0.5), KAGI_ERR_ARG,
+                      "QBER hint %g is outside [0, 0.5)", p->qber_hint);
+        KAGI__FAIL_IF(!isfinite(p->decoy_length), KAGI_ERR_ARG, "decoy length is not finite");
+        return KAGI_OK;
+    }
     if (p->sample_bits == 0) p->sample_bits = kagi_sample_size_default(n);
     KAGI__FAIL_IF(p->sample_bits >= n, KAGI_ERR_ARG,
                   "sample of %zu bits leaves nothing of a %zu-bit key", p->sample_bits, n);
@@ -95,6 +104,16 @@ static int kagi__send(kagi__party *P)
 static int kagi__qber_check(kagi__party *P)
 {
     kagi_distill_report *r = P->r;
+    if (P->p.decoy) {
+        double q = P->p.qber_hint;
+        r->qber = r->qber_upper = q;
+        double left = P->p.decoy_length - 1.2 * (double)r->reconciled_bits * kagi_h2(q) - 128;
+        KAGI__FAIL_IF(!(left >= 1), KAGI_ERR_NOKEY,
+                      "the decoy-state bound leaves %.0f bits before error correction, and "
+                      "correcting %zu bits at QBER %.2f%% discloses more: no secret key; "
+                      "nothing written", P->p.decoy_length, r->reconciled_bits, 100 * q);
+        return KAGI_OK;
+    }
     kagi_fk_in fi = {.n = r->reconciled_bits, .k = r->sample_bits, .errors = r->sample_errors,
                      .eps_sec = P->p.eps_sec, .eps_cor = P->p.eps_cor};
     double q = (double)r->sample_errors / (double)r->sample_bits;
@@ -114,6 +133,14 @@ static int kagi__qber_check(kagi__party *P)
 static int kagi__final_length(kagi__party *P, size_t leak, size_t *len)
 {
     kagi_distill_report *r = P->r;
+    if (P->p.decoy) {
+        double l = floor(P->p.decoy_length - (double)leak - r->verify_tag_bits);
+        *len = l >= 1 ? (size_t)l : 0;
+        KAGI__FAIL_IF(!*len, KAGI_ERR_NOKEY,
+                      "after disclosing %zu parity bits the decoy-state bound (%.0f bits) "
+                      "leaves no secret key; nothing written", leak, P->p.decoy_length);
+        return KAGI_OK;
+    }
     kagi_fk_in fi = {.n = r->reconciled_bits, .k = r->sample_bits, .errors = r->sample_errors,
                      .leak_ec = (double)leak + r->verify_tag_bits, .eps_sec = P->p.eps_sec,
                      .eps_cor = P->p.eps_cor};
@@ -144,10 +171,11 @@ static void kagi__report_end(kagi__party *P)
     r->efficiency = h > 0 ? (double)r->cascade.leak_bits / ((double)r->reconciled_bits * h) : 0;
 }
 
-/* Drop the sample and keep the rest. */
+/* Drop the sample and keep the rest (all of it in decoy-state mode). */
 static int kagi__split(kagi__party *P, const kagi_bits *sifted, uint64_t seed, kagi_bits **sample)
 {
     size_t k = P->p.sample_bits;
+    if (P->p.decoy) return kagi_bits_dup(&P->rest, sifted);
     P->pos = malloc(k * sizeof *P->pos);
     KAGI__FAIL_IF(!P->pos, KAGI_ERR_NOMEM, "out of memory");
     KAGI__TRY(kagi_sample_positions(seed, sifted->n, k, P->pos));
@@ -165,25 +193,17 @@ static int kagi__cascade_failed(int rc)
                          "(a message may have been altered): %s", cause);
 }
 
-static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **final)
+/* Decoy-state mode: the whole key is reconciled, the bound is public. */
+static int kagi__decoy_start(kagi__party *P, const kagi_bits *sifted)
+{
+    KAGI__TRY(kagi__split(P, sifted, 0, NULL));
+    return kagi__qber_check(P);
+}
+
+static int kagi__alice_estimate(kagi__party *P, const kagi_bits *sifted)
 {
     kagi_distill_report *r = P->r;
     kagi_rd rd;
-    double t0 = kagi__now();
-    /* Hello from Bob: both must run the same parameters. */
-    KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
-    kagi_rd_init(&rd, P->in.p, P->in.len);
-    uint32_t magic = kagi_rd_u32(&rd), ver = kagi_rd_u32(&rd);
-    uint64_t n = kagi_rd_u64(&rd), es = kagi_rd_u64(&rd), ec = kagi_rd_u64(&rd),
-             k = kagi_rd_u64(&rd);
-    KAGI__FAIL_IF(rd.err || magic != KAGI__MAGIC, KAGI_ERR_PROTO, "peer is not a kagi distiller");
-    KAGI__FAIL_IF(ver != KAGI__PIPE_VERSION, KAGI_ERR_PROTO, "peer speaks version %u, not %u",
-                  ver, KAGI__PIPE_VERSION);
-    KAGI__FAIL_IF(n != sifted->n, KAGI_ERR_PROTO, "Bob holds %llu sifted bits, Alice %zu",
-                  (unsigned long long)n, sifted->n);
-    KAGI__FAIL_IF(es != kagi__dbits(P->p.eps_sec) || ec != kagi__dbits(P->p.eps_cor) ||
-                      k != P->p.sample_bits,
-                  KAGI_ERR_PROTO, "Alice and Bob were given different eps or sample sizes");
     /* Estimation: a public random sample of Alice's bits. */
     uint64_t seed;
     KAGI__TRY(kagi_random_bytes(&seed, sizeof seed));
@@ -198,7 +218,53 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     r->sample_errors = (size_t)kagi_rd_u64(&rd);
     KAGI__FAIL_IF(rd.err || r->sample_errors > r->sample_bits, KAGI_ERR_PROTO,
                   "bad error count from Bob");
-    KAGI__TRY(kagi__qber_check(P));
+    return kagi__qber_check(P);
+}
+
+static int kagi__bob_estimate(kagi__party *P, const kagi_bits *sifted)
+{
+    kagi_distill_report *r = P->r;
+    kagi_rd rd;
+    KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
+    kagi_rd_init(&rd, P->in.p, P->in.len);
+    uint64_t seed = kagi_rd_u64(&rd);
+    kagi_bits *theirs = NULL, *mine = NULL;
+    KAGI__TRY(kagi_bits_new(&theirs, P->p.sample_bits));
+    int rc = kagi__take_bits(&rd, theirs);
+    if (!rc) rc = kagi__split(P, sifted, seed, &mine);
+    if (!rc) r->sample_errors = kagi_bits_hamming(theirs->w, mine->w, theirs->n);
+    kagi_bits_free(theirs);
+    kagi_bits_free(mine);
+    KAGI__TRY(rc);
+    kagi_buf_u64(&P->out, r->sample_errors);
+    KAGI__TRY(kagi__send(P));
+    return kagi__qber_check(P);
+}
+
+static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **final)
+{
+    kagi_distill_report *r = P->r;
+    kagi_rd rd;
+    double t0 = kagi__now();
+    /* Hello from Bob: both must run the same parameters. */
+    KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
+    kagi_rd_init(&rd, P->in.p, P->in.len);
+    uint32_t magic = kagi_rd_u32(&rd), ver = kagi_rd_u32(&rd);
+    uint64_t n = kagi_rd_u64(&rd), es = kagi_rd_u64(&rd), ec = kagi_rd_u64(&rd),
+             k = kagi_rd_u64(&rd), dm = kagi_rd_u64(&rd), dl = kagi_rd_u64(&rd),
+             dq = kagi_rd_u64(&rd);
+    KAGI__FAIL_IF(rd.err || magic != KAGI__MAGIC, KAGI_ERR_PROTO, "peer is not a kagi distiller");
+    KAGI__FAIL_IF(ver != KAGI__PIPE_VERSION, KAGI_ERR_PROTO, "peer speaks version %u, not %u",
+                  ver, KAGI__PIPE_VERSION);
+    KAGI__FAIL_IF(n != sifted->n, KAGI_ERR_PROTO, "Bob holds %llu sifted bits, Alice %zu",
+                  (unsigned long long)n, sifted->n);
+    KAGI__FAIL_IF(es != kagi__dbits(P->p.eps_sec) || ec != kagi__dbits(P->p.eps_cor) ||
+                      k != P->p.sample_bits,
+                  KAGI_ERR_PROTO, "Alice and Bob were given different eps or sample sizes");
+    KAGI__FAIL_IF(dm != (uint64_t)P->p.decoy || dl != kagi__dbits(P->p.decoy_length) ||
+                      dq != kagi__dbits(P->p.qber_hint),
+                  KAGI_ERR_PROTO, "Alice and Bob were given different decoy-state estimates");
+    KAGI__TRY(P->p.decoy ? kagi__decoy_start(P, sifted) : kagi__alice_estimate(P, sifted));
     double t1 = kagi__now();
     /* Reconciliation: answer Bob until he ends. */
     kagi_cascade_alice *ca = NULL;
@@ -269,21 +335,11 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     kagi_buf_u64(&P->out, kagi__dbits(P->p.eps_sec));
     kagi_buf_u64(&P->out, kagi__dbits(P->p.eps_cor));
     kagi_buf_u64(&P->out, P->p.sample_bits);
+    kagi_buf_u64(&P->out, (uint64_t)P->p.decoy);
+    kagi_buf_u64(&P->out, kagi__dbits(P->p.decoy_length));
+    kagi_buf_u64(&P->out, kagi__dbits(P->p.qber_hint));
     KAGI__TRY(kagi__send(P));
-    KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
-    kagi_rd_init(&rd, P->in.p, P->in.len);
-    uint64_t seed = kagi_rd_u64(&rd);
-    kagi_bits *theirs = NULL, *mine = NULL;
-    KAGI__TRY(kagi_bits_new(&theirs, P->p.sample_bits));
-    int rc = kagi__take_bits(&rd, theirs);
-    if (!rc) rc = kagi__split(P, sifted, seed, &mine);
-    if (!rc) r->sample_errors = kagi_bits_hamming(theirs->w, mine->w, theirs->n);
-    kagi_bits_free(theirs);
-    kagi_bits_free(mine);
-    KAGI__TRY(rc);
-    kagi_buf_u64(&P->out, r->sample_errors);
-    KAGI__TRY(kagi__send(P));
-    KAGI__TRY(kagi__qber_check(P));
+    KAGI__TRY(P->p.decoy ? kagi__decoy_start(P, sifted) : kagi__bob_estimate(P, sifted));
     double t1 = kagi__now();
     /* Cascade needs a QBER above zero to size its blocks. */
     kagi_cascade_params cp = P->p.cascade;
@@ -293,7 +349,7 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     KAGI__TRY(kagi_cascade_bob_new(&cb, P->rest, &cp));
     int done = 0;
     kagi_channel_defer_tags(P->ch, 1); /* see Alice's side */
-    rc = kagi_cascade_bob_start(cb, &P->out);
+    int rc = kagi_cascade_bob_start(cb, &P->out);
     while (!rc) {
         rc = kagi__send(P);
         if (rc || done) break;
