@@ -46,6 +46,37 @@ int kagi_cli_fail(const kagi_cli_cmd *cmd, int rc);
 int kagi_cli_usage_error(const kagi_cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A number in [lo, hi], each end open unless *_incl; absent: out kept. */
+int kagi_cli_range(const kagi_cli_cmd *cmd, const char *opt, double lo, int lo_incl, double hi,
+                   int hi_incl, double *out);
+
+/* The fibre-link options (KAGI_CLI_LINK_OPTS) into l, over its defaults;
+ * p_x_below_1 refuses --p-x 1 (finite keys need a test basis). The decoy
+ * ordering mu1 > mu2 + mu3, mu2 > mu3 is checked apart, where it applies. */
+struct kagi_link;
+int kagi_cli_link(const kagi_cli_cmd *cmd, struct kagi_link *l, int p_x_below_1);
+int kagi_cli_link_decoys(const kagi_cli_cmd *cmd, const struct kagi_link *l);
+#define KAGI_CLI_LINK_OPTS                                                                  \
+    {"fiber-loss", "DB_PER_KM", "fibre attenuation, dB/km (default 0.2)", 0, NULL},         \
+    {"extra-loss", "DB", "insertion loss before the detectors, dB (default 0)", 0, NULL},   \
+    {"detector-efficiency", "X",                                                           \
+     "Bob's whole transmittance times detection efficiency (default 0.1)", 0, NULL},       \
+    {"dark-count", "Y0",                                                                   \
+     "click probability per pulse without light, all detectors (default 1.2e-6)", 0, NULL},\
+    {"afterpulse", "P", "probability a click brings an extra random click (default 0.04)", \
+     0, NULL},                                                                             \
+    {"dead-time", "SECONDS", "non-paralysable detector dead time (default 0)", 0, NULL},   \
+    {"misalignment", "ED", "probability a detected photon flips, e_d (default 0.005)", 0,  \
+     NULL},                                                                                \
+    {"mu", "M", "signal intensity, photons per pulse (default 0.45)", 0, NULL},            \
+    {"decoy-mu", "NU", "decoy intensity (default 0.2)", 0, NULL},                          \
+    {"vacuum-mu", "W", "weak-vacuum intensity (default 2e-4)", 0, NULL},                   \
+    {"p-mu", "PS,PD",                                                                      \
+     "probabilities of signal and decoy; the vacuum gets the rest (default 0.4,0.4)", 0,   \
+     NULL},                                                                                \
+    {"p-x", "P", "probability of the key basis on both sides (default 0.85)", 0, NULL},    \
+    {"clock", "HZ", "pulse rate (default 1e9)", 0, NULL}
+
 extern kagi_cli_cmd kagi_cmd_amplify, kagi_cmd_reconcile, kagi_cmd_distill,
     kagi_cmd_pair, kagi_cmd_keyrate, kagi_cmd_link, kagi_cmd_orbit;
 

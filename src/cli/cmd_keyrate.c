@@ -21,27 +21,11 @@ static kagi_cli_opt kagi__opts[] = {
      "choose intensities and probabilities per distance for the best rate", 0, NULL},
     {"decoys", "infinite|2",
      "infinite (default when asymptotic) or 2: one weak decoy and a vacuum", 0, NULL},
-    {"fiber-loss", "DB_PER_KM", "fibre attenuation, dB/km (default 0.2)", 0, NULL},
-    {"extra-loss", "DB", "insertion loss before the detectors, dB (default 0)", 0, NULL},
-    {"detector-efficiency", "X",
-     "Bob's whole transmittance times detection efficiency (default 0.1)", 0, NULL},
-    {"dark-count", "Y0",
-     "click probability per pulse without light, all detectors (default 1.2e-6)", 0, NULL},
-    {"afterpulse", "P", "probability a click brings an extra random click (default 0.04)", 0, NULL},
+    KAGI_CLI_LINK_OPTS,
     {"afterpulse-model", "gate|lim", "gate: the extra click falls in a later gate, any intensity "
                                      "(as kagi link simulate draws it; default); lim: it counts "
                                      "with the pulse that caused it, as in Lim et al. 2014", 0, NULL},
-    {"dead-time", "SECONDS", "non-paralysable detector dead time (default 0)", 0, NULL},
-    {"misalignment", "ED", "probability a detected photon flips, e_d (default 0.005)", 0, NULL},
     {"ec-efficiency", "F", "error correction leak over n h(QBER), >= 1 (default 1.16)", 0, NULL},
-    {"mu", "M", "signal intensity, photons per pulse (default 0.45)", 0, NULL},
-    {"decoy-mu", "NU", "decoy intensity, with --decoys 2 (default 0.2)", 0, NULL},
-    {"vacuum-mu", "W", "weak-vacuum intensity, with --decoys 2 (default 2e-4)", 0, NULL},
-    {"p-mu", "PS,PD",
-     "probabilities of signal and decoy, with --decoys 2; the vacuum gets the rest "
-     "(default 0.4,0.4)",
-     0, NULL},
-    {"p-x", "P", "probability of the key basis on both sides (default 0.85)", 0, NULL},
     {"send-prob", "EPS", "TF-QKD probability of sending in a key window (default 0.05)", 0, NULL},
     {"clock", "HZ", "pulse rate (default 1e9)", 0, NULL},
     {"eps-sec", "E", "secrecy parameter of a finite key (default 1e-10)", 0, NULL},
@@ -51,24 +35,6 @@ static kagi_cli_opt kagi__opts[] = {
     {"plot", "FILE.svg", "draw rate per pulse against distance, with the PLOB bound", 0, NULL},
     {NULL, NULL, NULL, 0, NULL},
 };
-
-/* A number of option opt in [lo, hi] (each end open unless *_incl). */
-static int kagi__num(const kagi_cli_cmd *cmd, const char *opt, double lo, int lo_incl, double hi,
-                     int hi_incl, double *out)
-{
-    const char *s = kagi_cli_get(cmd, opt);
-    if (!s) return KAGI_EXIT_OK;
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (end == s || *end || !isfinite(d) || errno == ERANGE)
-        return kagi_cli_usage_error(cmd, "--%s: '%s' is not a number", opt, s);
-    if (!((lo_incl ? d >= lo : d > lo) && (hi_incl ? d <= hi : d < hi)))
-        return kagi_cli_usage_error(cmd, "--%s: must lie in %s%g, %g%s, got %s", opt,
-                                    lo_incl ? "[" : "(", lo, hi, hi_incl ? "]" : ")", s);
-    *out = d;
-    return KAGI_EXIT_OK;
-}
 
 /* "D" or "A:B:STEP" into a freshly allocated list. */
 #define KAGI__MAX_POINTS 100000
@@ -140,7 +106,7 @@ static int kagi__parse(const kagi_cli_cmd *cmd, kagi_link *l, kagi__setup *s)
     else
         return kagi_cli_usage_error(cmd, "--protocol: '%s' is not bb84-decoy or tf-qkd", proto);
     int tf = s->proto == KAGI_PROTO_TF_QKD;
-    if ((rc = kagi__num(cmd, "finite", 1, 1, 1e30, 1, &s->n_block))) return rc;
+    if ((rc = kagi_cli_range(cmd, "finite", 1, 1, 1e30, 1, &s->n_block))) return rc;
     const char *dec = kagi_cli_get(cmd, "decoys");
     if (!dec)
         s->decoys = s->n_block > 0 ? KAGI_DECOYS_TWO : KAGI_DECOYS_INFINITE;
@@ -171,52 +137,17 @@ static int kagi__parse(const kagi_cli_cmd *cmd, kagi_link *l, kagi__setup *s)
     if (s->json && s->csv) return kagi_cli_usage_error(cmd, "--json and --csv exclude each other");
     s->plot = kagi_cli_get(cmd, "plot");
 
-    if ((rc = kagi__num(cmd, "fiber-loss", 0, 1, 100, 1, &l->fiber_loss_db_km)) ||
-        (rc = kagi__num(cmd, "extra-loss", 0, 1, 1000, 1, &l->extra_loss_db)) ||
-        (rc = kagi__num(cmd, "detector-efficiency", 0, 0, 1, 1, &l->det_eff)) ||
-        (rc = kagi__num(cmd, "dark-count", 0, 1, 1, 0, &l->dark_count)) ||
-        (rc = kagi__num(cmd, "afterpulse", 0, 1, 1, 0, &l->afterpulse)) ||
-        (rc = kagi__num(cmd, "dead-time", 0, 1, 1, 1, &l->dead_time_s)) ||
-        (rc = kagi__num(cmd, "misalignment", 0, 1, 0.5, 1, &l->misalignment)) ||
-        (rc = kagi__num(cmd, "ec-efficiency", 1, 1, 10, 1, &l->f_ec)) ||
-        (rc = kagi__num(cmd, "mu", 0, 0, 100, 1, &l->mu[0])) ||
-        (rc = kagi__num(cmd, "decoy-mu", 0, 0, 100, 1, &l->mu[1])) ||
-        (rc = kagi__num(cmd, "vacuum-mu", 0, 1, 100, 1, &l->mu[2])) ||
-        (rc = kagi__num(cmd, "p-x", 0, 0, 1, s->n_block > 0 ? 0 : 1, &l->p_x)) ||
-        (rc = kagi__num(cmd, "send-prob", 0, 0, 1, 0, &l->send_prob)) ||
-        (rc = kagi__num(cmd, "clock", 0, 0, 1e15, 1, &l->clock_hz)) ||
-        (rc = kagi__num(cmd, "eps-sec", 0, 0, 1, 0, &l->eps_sec)) ||
-        (rc = kagi__num(cmd, "eps-cor", 0, 0, 1, 0, &l->eps_cor)))
+    if ((rc = kagi_cli_link(cmd, l, s->n_block > 0)) ||
+        (rc = kagi_cli_range(cmd, "ec-efficiency", 1, 1, 10, 1, &l->f_ec)) ||
+        (rc = kagi_cli_range(cmd, "send-prob", 0, 0, 1, 0, &l->send_prob)) ||
+        (rc = kagi_cli_range(cmd, "eps-sec", 0, 0, 1, 0, &l->eps_sec)) ||
+        (rc = kagi_cli_range(cmd, "eps-cor", 0, 0, 1, 0, &l->eps_cor)))
         return rc;
     const char *am = kagi_cli_get(cmd, "afterpulse-model");
     if (am && strcmp(am, "gate") && strcmp(am, "lim"))
         return kagi_cli_usage_error(cmd, "--afterpulse-model: expected gate or lim, got '%s'", am);
     l->afterpulse_model = am && !strcmp(am, "lim") ? KAGI_AFTERPULSE_LIM : KAGI_AFTERPULSE_GATE;
-    const char *pm = kagi_cli_get(cmd, "p-mu");
-    if (pm) {
-        char *end;
-        double a = strtod(pm, &end), b = -1;
-        if (*end == ',') b = strtod(end + 1, &end);
-        if (*end || !(a > 0) || !(b > 0) || !(a + b < 1))
-            return kagi_cli_usage_error(
-                cmd, "--p-mu: '%s' is not PS,PD with both positive and PS + PD < 1", pm);
-        l->p_mu[0] = a;
-        l->p_mu[1] = b;
-        l->p_mu[2] = 1 - a - b;
-    }
-    if (s->decoys == KAGI_DECOYS_TWO) {
-        if (!(l->mu[1] < l->mu[0]))
-            return kagi_cli_usage_error(cmd, "--decoy-mu: %g is not below the signal --mu %g",
-                                        l->mu[1], l->mu[0]);
-        if (!(l->mu[2] < l->mu[1]))
-            return kagi_cli_usage_error(cmd, "--vacuum-mu: %g is not below the decoy --decoy-mu %g",
-                                        l->mu[2], l->mu[1]);
-        if (!(l->mu[0] > l->mu[1] + l->mu[2]))
-            return kagi_cli_usage_error(
-                cmd,
-                "--mu: %g is not above --decoy-mu + --vacuum-mu = %g (need mu1 > mu2 + mu3)",
-                l->mu[0], l->mu[1] + l->mu[2]);
-    }
+    if (s->decoys == KAGI_DECOYS_TWO && (rc = kagi_cli_link_decoys(cmd, l))) return rc;
     /* Anything the ranges above let through is caught here, by name. */
     if (kagi_link_check(l, tf ? KAGI_DECOYS_INFINITE : s->decoys) != KAGI_OK)
         return kagi_cli_usage_error(cmd, "%s", kagi_errdetail());

@@ -22,41 +22,10 @@ static kagi_cli_opt kagi__opts[] = {
     {"out-alice", "FA", "Alice's raw file: index, basis, bit, intensity class (replaced atomically)", 1, NULL},
     {"out-bob", "FB", "Bob's raw file: index, basis, bit (replaced atomically)", 1, NULL},
     {"eve", "F", "fraction of pulses an intercept-resend eavesdropper measures, [0, 1] (default 0)", 0, NULL},
-    {"fiber-loss", "DB_PER_KM", "fibre attenuation, dB/km (default 0.2)", 0, NULL},
-    {"extra-loss", "DB", "insertion loss before the detectors, dB (default 0)", 0, NULL},
-    {"detector-efficiency", "X", "Bob's whole transmittance times detection efficiency (default 0.1)", 0, NULL},
-    {"dark-count", "Y0", "click probability per pulse without light, all detectors (default 1.2e-6)", 0, NULL},
-    {"afterpulse", "P", "probability a click brings an extra random click (default 0.04)", 0, NULL},
-    {"dead-time", "SECONDS", "detector dead time after each click (default 0)", 0, NULL},
-    {"misalignment", "ED", "probability a detected photon flips, e_d (default 0.005)", 0, NULL},
-    {"mu", "M", "signal intensity, photons per pulse (default 0.45)", 0, NULL},
-    {"decoy-mu", "NU", "decoy intensity (default 0.2)", 0, NULL},
-    {"vacuum-mu", "W", "weak-vacuum intensity (default 2e-4)", 0, NULL},
-    {"p-mu", "PS,PD", "probabilities of signal and decoy; the vacuum gets the rest (default 0.4,0.4)", 0, NULL},
-    {"p-x", "P", "probability of the key basis on both sides (default 0.85)", 0, NULL},
-    {"clock", "HZ", "pulse rate (default 1e9)", 0, NULL},
+    KAGI_CLI_LINK_OPTS,
     {"json", NULL, "print the summary as JSON on stdout", 0, NULL},
     {NULL, NULL, NULL, 0, NULL},
 };
-
-/* A number of option opt in [lo, hi] (each end open unless *_incl); the
- * same rules and messages as kagi keyrate. */
-static int kagi__num(const kagi_cli_cmd *cmd, const char *opt, double lo, int lo_incl, double hi,
-                     int hi_incl, double *out)
-{
-    const char *s = kagi_cli_get(cmd, opt);
-    if (!s) return KAGI_EXIT_OK;
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (end == s || *end || !isfinite(d) || errno == ERANGE)
-        return kagi_cli_usage_error(cmd, "--%s: '%s' is not a number", opt, s);
-    if (!((lo_incl ? d >= lo : d > lo) && (hi_incl ? d <= hi : d < hi)))
-        return kagi_cli_usage_error(cmd, "--%s: must lie in %s%g, %g%s, got %s", opt,
-                                    lo_incl ? "[" : "(", lo, hi, hi_incl ? "]" : ")", s);
-    *out = d;
-    return KAGI_EXIT_OK;
-}
 
 /* Options into the simulation; usage errors print one line and give 2. */
 static int kagi__parse(const kagi_cli_cmd *cmd, kagi_linksim *p)
@@ -67,45 +36,12 @@ static int kagi__parse(const kagi_cli_cmd *cmd, kagi_linksim *p)
     kagi_link_defaults(l);
     size_t seed = 0, pulses = 0;
     double seconds = 0;
-    if ((rc = kagi__num(cmd, "distance", 0, 1, 1e5, 1, &l->distance_km)) ||
+    if ((rc = kagi_cli_range(cmd, "distance", 0, 1, 1e5, 1, &l->distance_km)) ||
         (rc = kagi_cli_size(cmd, "seed", 0, &seed)) ||
-        (rc = kagi__num(cmd, "eve", 0, 1, 1, 1, &p->eve)) ||
-        (rc = kagi__num(cmd, "fiber-loss", 0, 1, 100, 1, &l->fiber_loss_db_km)) ||
-        (rc = kagi__num(cmd, "extra-loss", 0, 1, 1000, 1, &l->extra_loss_db)) ||
-        (rc = kagi__num(cmd, "detector-efficiency", 0, 0, 1, 1, &l->det_eff)) ||
-        (rc = kagi__num(cmd, "dark-count", 0, 1, 1, 0, &l->dark_count)) ||
-        (rc = kagi__num(cmd, "afterpulse", 0, 1, 1, 0, &l->afterpulse)) ||
-        (rc = kagi__num(cmd, "dead-time", 0, 1, 1, 1, &l->dead_time_s)) ||
-        (rc = kagi__num(cmd, "misalignment", 0, 1, 0.5, 1, &l->misalignment)) ||
-        (rc = kagi__num(cmd, "mu", 0, 0, 100, 1, &l->mu[0])) ||
-        (rc = kagi__num(cmd, "decoy-mu", 0, 0, 100, 1, &l->mu[1])) ||
-        (rc = kagi__num(cmd, "vacuum-mu", 0, 1, 100, 1, &l->mu[2])) ||
-        (rc = kagi__num(cmd, "p-x", 0, 0, 1, 1, &l->p_x)) ||
-        (rc = kagi__num(cmd, "clock", 0, 0, 1e15, 1, &l->clock_hz)))
+        (rc = kagi_cli_range(cmd, "eve", 0, 1, 1, 1, &p->eve)) ||
+        (rc = kagi_cli_link(cmd, l, 0)) || (rc = kagi_cli_link_decoys(cmd, l)))
         return rc;
     p->seed = (uint64_t)seed;
-    const char *pm = kagi_cli_get(cmd, "p-mu");
-    if (pm) {
-        char *end;
-        double a = strtod(pm, &end), b = -1;
-        if (*end == ',') b = strtod(end + 1, &end);
-        if (*end || !(a > 0) || !(b > 0) || !(a + b < 1))
-            return kagi_cli_usage_error(
-                cmd, "--p-mu: '%s' is not PS,PD with both positive and PS + PD < 1", pm);
-        l->p_mu[0] = a;
-        l->p_mu[1] = b;
-        l->p_mu[2] = 1 - a - b;
-    }
-    if (!(l->mu[1] < l->mu[0]))
-        return kagi_cli_usage_error(cmd, "--decoy-mu: %g is not below the signal --mu %g",
-                                    l->mu[1], l->mu[0]);
-    if (!(l->mu[2] < l->mu[1]))
-        return kagi_cli_usage_error(cmd, "--vacuum-mu: %g is not below the decoy --decoy-mu %g",
-                                    l->mu[2], l->mu[1]);
-    if (!(l->mu[0] > l->mu[1] + l->mu[2]))
-        return kagi_cli_usage_error(
-            cmd, "--mu: %g is not above --decoy-mu + --vacuum-mu = %g (Lim et al. need mu1 > mu2 + mu3)",
-            l->mu[0], l->mu[1] + l->mu[2]);
 
     int has_p = kagi_cli_get(cmd, "pulses") != NULL, has_s = kagi_cli_get(cmd, "seconds") != NULL;
     if (has_p == has_s)
@@ -117,7 +53,7 @@ static int kagi__parse(const kagi_cli_cmd *cmd, kagi_linksim *p)
             return kagi_cli_usage_error(cmd, "--pulses: %zu is more than 2^60", pulses);
         p->pulses = pulses;
     } else {
-        if ((rc = kagi__num(cmd, "seconds", 0, 0, 1e12, 1, &seconds))) return rc;
+        if ((rc = kagi_cli_range(cmd, "seconds", 0, 0, 1e12, 1, &seconds))) return rc;
         double n = round(seconds * l->clock_hz);
         if (n < 1)
             return kagi_cli_usage_error(cmd, "--seconds: %g s at --clock %g Hz is less than one pulse",
