@@ -11,11 +11,13 @@ CFLAGS  ?= $(OPT) -g
 # Flags kagi needs whatever CFLAGS the caller sets (make asan sets its own).
 KFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
            -Wshadow -Wstrict-prototypes -Wvla $(ARCH) -pthread -Iinclude -Isrc/core
-LDLIBS  += -lcrypto -lpthread -lm
+# KME daemon (src/kms, src/net): JSON, the key store, TLS.
+LDLIBS  += $(shell pkg-config --libs jansson sqlite3 openssl)
+LDLIBS  += -lyaml -lcrypto -lpthread -lm
 # libgf2x only for bench_amplify's comparison row (docs/amplify.md).
 BENCH_LIBS := -lgf2x
 
-LIB_SRC   := $(wildcard src/core/*.c src/phys/*.c src/orbit/*.c src/distill/*.c)
+LIB_SRC   := $(wildcard src/core/*.c src/phys/*.c src/orbit/*.c src/distill/*.c src/sim/*.c src/kms/*.c src/net/*.c)
 CLI_SRC   := $(wildcard src/cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
@@ -25,7 +27,7 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test asan bench example clean deps
+.PHONY: all test asan bench example clean deps fuzz
 all: $(BUILD)/libkagi.a $(BUILD)/kagi
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/kagi/*.h src/*/*.h) Makefile
@@ -62,8 +64,25 @@ bench: all $(BENCHES)
 example: all
 	@examples/run-example.sh $(BUILD)/kagi
 
+# libFuzzer harnesses (fuzz/, docs/kme.md): clang, the KME's parsers built
+# with coverage and ASan+UBSan; `make fuzz FUZZ_SECONDS=N` runs each N s.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := src/core/error.c src/core/bits.c src/phys/keyrate.c src/net/http.c src/net/etsi014.c \
+                src/net/config.c src/kms/store.c src/kms/idmap.c src/kms/log.c src/kms/files.c
+FUZZERS      := $(patsubst fuzz/%.c,build-fuzz/%,$(wildcard fuzz/fuzz_*.c))
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard include/kagi/*.h src/*/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L $(ARCH) -pthread -Iinclude -Isrc/core \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< $(FUZZ_SRC) $(LDLIBS) -o $@
+fuzz: $(FUZZERS)
+	@for f in $(FUZZERS); do n=$${f#build-fuzz/fuzz_}; c=$$(mktemp -d); \
+	  d=$$([ -f fuzz/$$n.dict ] && echo -dict=fuzz/$$n.dict); echo "== $$f, $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $$d $$c fuzz/corpus/$$n || { rm -rf $$c; exit 1; }; \
+	  rm -rf $$c; done
+
 deps:
 	@scripts/deps.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

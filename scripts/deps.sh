@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages kagi builds and tests with, when missing.
 set -euo pipefail
-# python3 runs the command-line tests' oracles and the tampering proxy.
-pkgs=(make gcc libc6-dev pkg-config libssl-dev libgf2x-dev python3 python3-sgp4)
+# python3 runs the command-line tests' oracles and the tampering proxy;
+# libyaml-dev reads scenario files (kagi sim); the KME (kagi kme) stores keys with
+# libsqlite3-dev, parses JSON with libjansson-dev, and its tests use openssl and
+# curl (a PKI, an independent client) and clang (libFuzzer harnesses).
+pkgs=(make gcc libc6-dev pkg-config libssl-dev libgf2x-dev libyaml-dev python3 python3-sgp4 libjansson-dev libsqlite3-dev openssl curl clang)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,11 +9,15 @@
 
 enum { KAGI_EXIT_OK = 0, KAGI_EXIT_FAIL = 1, KAGI_EXIT_USAGE = 2, KAGI_EXIT_NOKEY = 3 };
 
+/* An option given as a bare word ("kagi sim SCENARIO"): set required to
+ * this; bare words fill such options in order. */
+enum { KAGI_CLI_POSITIONAL = 2 };
+
 typedef struct kagi_cli_opt {
     const char *name;     /* long name without "--" */
     const char *arg;      /* argument placeholder, NULL for a flag */
     const char *help;
-    int required;
+    int required;         /* 1 required; KAGI_CLI_POSITIONAL: a bare word, required */
     const char *value;    /* set by parsing; "1" for a given flag */
 } kagi_cli_opt;
 
@@ -78,6 +82,6 @@ int kagi_cli_link_decoys(const kagi_cli_cmd *cmd, const struct kagi_link *l);
     {"clock", "HZ", "pulse rate (default 1e9)", 0, NULL}
 
 extern kagi_cli_cmd kagi_cmd_amplify, kagi_cmd_reconcile, kagi_cmd_distill,
-    kagi_cmd_pair, kagi_cmd_keyrate, kagi_cmd_link, kagi_cmd_orbit;
+    kagi_cmd_pair, kagi_cmd_keyrate, kagi_cmd_link, kagi_cmd_orbit, kagi_cmd_pass, kagi_cmd_sim, kagi_cmd_kme;
 
 #endif

@@ -27,7 +27,10 @@ void kagi_cli_help(const kagi_cli_cmd *cmd)
     printf("\noptions:\n");
     for (kagi_cli_opt *o = cmd->opts; o->name; o++) {
         char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        if (o->required == KAGI_CLI_POSITIONAL)
+            snprintf(left, sizeof left, "%s", o->arg);
+        else
+            snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         printf("  %-26s %s%s\n", left, o->help, o->required ? " (required)" : "");
     }
     printf("  %-26s %s\n", "--help", "show this help");
@@ -48,8 +51,13 @@ int kagi_cli_parse(kagi_cli_cmd *cmd, int argc, char **argv)
             kagi_cli_help(cmd);
             return KAGI_EXIT_OK;
         }
-        if (strncmp(a, "--", 2) != 0)
-            return kagi_cli_usage_error(cmd, "unexpected argument '%s'", a);
+        if (strncmp(a, "--", 2) != 0) {
+            kagi_cli_opt *o = cmd->opts;
+            while (o->name && !(o->required == KAGI_CLI_POSITIONAL && !o->value)) o++;
+            if (!o->name) return kagi_cli_usage_error(cmd, "unexpected argument '%s'", a);
+            o->value = a;
+            continue;
+        }
         const char *eq = strchr(a + 2, '=');
         size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         kagi_cli_opt *o = kagi__find(cmd, a + 2, len);
@@ -68,7 +76,9 @@ int kagi_cli_parse(kagi_cli_cmd *cmd, int argc, char **argv)
         }
     }
     for (kagi_cli_opt *o = cmd->opts; o->name; o++)
-        if (o->required && !o->value)
+        if (o->required == KAGI_CLI_POSITIONAL && !o->value)
+            return kagi_cli_usage_error(cmd, "missing %s", o->arg);
+        else if (o->required && !o->value)
             return kagi_cli_usage_error(cmd, "missing required option '--%s %s'", o->name,
                                         o->arg ? o->arg : "");
     return -1;

@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "kagi/keyrate.h"
+#include "phys_internal.h"
 
 #define KAGI__LN2 0.69314718055994530942
 
@@ -184,12 +185,34 @@ static double kagi__errp(const kagi__det *d, double k)
     return 0.5 * d->y0 + d->ed * -expm1(-d->eta * k) + 0.5 * (kagi__with_ap(d, c) - c);
 }
 
+void kagi__detect(const kagi_link *l, double eta, double gain[3], double err[3])
+{
+    kagi__det d = kagi__det_of(l, eta, 1);
+    for (int k = 0; k < 3; k++) {
+        gain[k] = kagi__gain(&d, l->mu[k]);
+        err[k] = kagi__errp(&d, l->mu[k]);
+    }
+}
+
 /* Key per second at click probability pclick per pulse: a non-paralysable
  * detector registers R/(1 + R tau) of R clicks per second. */
 static double kagi__bps(const kagi_link *l, double per_pulse, double pclick)
 {
     double r = l->clock_hz * pclick;
     return per_pulse * l->clock_hz / (1 + r * l->dead_time_s);
+}
+
+/* An asymptotic result: rate clamped at 0, the bounds it came from. */
+static void kagi__asym_out(const kagi_link *l, kagi_rate *r, double raw, double gain, double qber,
+                           double y1, double e1)
+{
+    r->per_pulse = raw > 0 ? raw : 0;
+    r->qber = qber;
+    r->gain = gain;
+    r->y1_lower = y1;
+    r->e1_upper = e1 < 0.5 ? e1 : 0.5;
+    r->block_pulses = 0;
+    r->bps = kagi__bps(l, r->per_pulse, gain);
 }
 
 /* ---- Asymptotic decoy BB84 -------------------------------------------- */
@@ -224,13 +247,7 @@ static void kagi__bb84_asym(kagi_decoys decoys, const kagi_link *l, kagi_rate *r
     }
     double q1 = y1 * mu * exp(-mu);
     *raw = q * (q1 * (1 - kagi__h(e1)) - l->f_ec * Q * kagi__h(E));
-    r->per_pulse = *raw > 0 ? *raw : 0;
-    r->qber = E;
-    r->gain = Q;
-    r->y1_lower = y1;
-    r->e1_upper = e1 < 0.5 ? e1 : 0.5;
-    r->block_pulses = 0;
-    r->bps = kagi__bps(l, r->per_pulse, Q);
+    kagi__asym_out(l, r, *raw, Q, E, y1, e1);
 }
 
 /* ---- Lim et al. 2014 finite-key bound --------------------------------- */
@@ -414,13 +431,7 @@ static void kagi__tf(const kagi_link *l, kagi_rate *r, double *raw)
     double q = l->p_x * l->p_x;
     *raw = q * (2 * e * (1 - e) * mu * exp(-mu) * s12 * (1 - kagi__h(e1)) -
                 l->f_ec * S2 * kagi__h(E));
-    r->per_pulse = *raw > 0 ? *raw : 0;
-    r->qber = E;
-    r->gain = S2;
-    r->y1_lower = s12;
-    r->e1_upper = e1 < 0.5 ? e1 : 0.5;
-    r->block_pulses = 0;
-    r->bps = kagi__bps(l, r->per_pulse, S2);
+    kagi__asym_out(l, r, *raw, S2, E, s12, e1);
 }
 
 /* ---- Entry points ----------------------------------------------------- */

@@ -1,0 +1,162 @@
+/* Routing over the key pools: Dijkstra with a cost that grows as pools
+ * drain (KAGI__KEY), or with the time a path could serve (KAGI__WHEN: the
+ * latest of its hops' ready times, minimised), and node-disjoint paths for
+ * keys split into XOR shares, found one after another. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "sim_internal.h"
+
+int kagi__route_init(kagi_sim *s)
+{
+    size_t nn = s->nn ? s->nn : 1, nl = s->nl ? s->nl : 1;
+    s->dist = malloc(nn * sizeof *s->dist);
+    s->hops = malloc(nn * sizeof *s->hops);
+    s->prev = malloc(nn * sizeof *s->prev);
+    s->seen = calloc(nn, sizeof *s->seen);
+    s->ban = calloc(nn, sizeof *s->ban);
+    s->lban = calloc(nl, sizeof *s->lban);
+    s->rhcap = 2 * nl + nn + 1;
+    s->rh = malloc(s->rhcap * sizeof *s->rh);
+    s->tmp_path = malloc((8 * nn + 8) * sizeof *s->tmp_path);
+    if (!s->dist || !s->hops || !s->prev || !s->seen || !s->ban || !s->lban || !s->rh ||
+        !s->tmp_path)
+        return KAGI_ERR_NOMEM;
+    return KAGI_OK;
+}
+
+/* Min-heap on (d, h): cost, then hops. */
+static int kagi__hless(const struct kagi__hn *a, const struct kagi__hn *b)
+{
+    return a->d < b->d || (a->d == b->d && a->h < b->h);
+}
+
+static void kagi__hpush(kagi_sim *s, double d, uint32_t h, uint32_t n)
+{
+    if (s->rhn == s->rhcap) return; /* cannot happen: each link pushes at most twice */
+    struct kagi__hn e = {d, h, n};
+    size_t i = s->rhn++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!kagi__hless(&e, &s->rh[p])) break;
+        s->rh[i] = s->rh[p];
+        i = p;
+    }
+    s->rh[i] = e;
+}
+
+static struct kagi__hn kagi__hpop(kagi_sim *s)
+{
+    struct kagi__hn top = s->rh[0], last = s->rh[--s->rhn];
+    size_t i = 0, n = s->rhn;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && kagi__hless(&s->rh[c + 1], &s->rh[c])) c++;
+        if (!kagi__hless(&s->rh[c], &last)) break;
+        s->rh[i] = s->rh[c];
+        i = c;
+    }
+    if (n) s->rh[i] = last;
+    return top;
+}
+
+/* One best path from src to dst avoiding banned nodes and links; its links
+ * into out, their count returned (0: none), its cost in *val. */
+static uint32_t kagi__one(kagi_sim *s, uint32_t src, uint32_t dst, uint64_t size, int mode,
+                          uint32_t *out, double *val)
+{
+    if (++s->stamp == 0) {
+        memset(s->seen, 0, s->nn * sizeof *s->seen);
+        s->stamp = 1;
+    }
+    const uint32_t st = s->stamp, bs = s->banstamp;
+    const double reserve = s->sc->route_reserve;
+    const uint64_t relay_need = size + s->sc->mac_bits;
+    s->rhn = 0;
+    s->dist[src] = mode == KAGI__KEY ? 0 : s->now;
+    s->hops[src] = 0;
+    s->seen[src] = st;
+    kagi__hpush(s, s->dist[src], 0, src);
+    int found = 0;
+    while (s->rhn) {
+        struct kagi__hn e = kagi__hpop(s);
+        uint32_t u = e.n;
+        if (e.d > s->dist[u] || (e.d == s->dist[u] && e.h > s->hops[u])) continue;
+        if (u == dst) {
+            found = 1;
+            break;
+        }
+        if (u != src && !s->trusted[u]) continue; /* may not relay */
+        for (uint32_t k = s->adj_off[u]; k < s->adj_off[u + 1]; k++) {
+            uint32_t li = s->adj[k], v = s->adjn[k];
+            if (v == src || s->ban[v] == bs || s->lban[li] == bs) continue;
+            kagi__lk *l = &s->lk[li];
+            if (!l->usable) continue;
+            uint64_t need = (u == src && v == dst) ? size : relay_need;
+            kagi__mat(s, l, s->now);
+            double c;
+            if (mode == KAGI__KEY) {
+                if (l->pool < need) continue;
+                c = e.d + 1 + reserve * (double)need / (double)l->pool;
+            } else {
+                double r = kagi__ready(s, l, need);
+                if (!isfinite(r)) continue;
+                c = r > e.d ? r : e.d;
+            }
+            uint32_t nh = e.h + 1;
+            if (s->seen[v] != st || c < s->dist[v] || (c == s->dist[v] && nh < s->hops[v])) {
+                s->seen[v] = st;
+                s->dist[v] = c;
+                s->hops[v] = nh;
+                s->prev[v] = li;
+                kagi__hpush(s, c, nh, v);
+            }
+        }
+    }
+    if (!found) return 0;
+    uint32_t n = s->hops[dst], at = dst;
+    for (uint32_t j = n; j-- > 0;) {
+        uint32_t li = s->prev[at];
+        out[j] = li;
+        at = s->lk[li].a == at ? s->lk[li].b : s->lk[li].a;
+    }
+    *val = s->dist[dst];
+    return n;
+}
+
+unsigned kagi__routes(kagi_sim *s, uint32_t src, uint32_t dst, uint64_t size, int mode,
+                      unsigned k, uint32_t *out, uint32_t *plen, double *when)
+{
+    uint32_t plen_local[8];
+    if (!plen) plen = plen_local;
+    if (k > 8) k = 8;
+    if (++s->banstamp == 0) {
+        memset(s->ban, 0, s->nn * sizeof *s->ban);
+        memset(s->lban, 0, s->nl * sizeof *s->lban);
+        s->banstamp = 1;
+    }
+    double latest = s->now;
+    unsigned got = 0;
+    uint32_t *o = out;
+    for (; got < k; got++) {
+        double v;
+        uint32_t n = kagi__one(s, src, dst, size, mode, o, &v);
+        if (!n) break;
+        plen[got] = n;
+        if (mode == KAGI__WHEN && v > latest) latest = v;
+        /* the next share avoids this path's relays (and its link if direct) */
+        uint32_t at = src;
+        for (uint32_t j = 0; j < n; j++) {
+            const kagi__lk *l = &s->lk[o[j]];
+            at = l->a == at ? l->b : l->a;
+            if (j + 1 < n) s->ban[at] = s->banstamp;
+        }
+        if (n == 1) s->lban[o[0]] = s->banstamp;
+        o += n;
+    }
+    if (when) *when = got == k ? latest : INFINITY;
+    return got;
+}

@@ -1,0 +1,510 @@
+/* Scenario descriptions: defaults, building in code, whole-scenario checks,
+ * durations and great-circle distances. The YAML loader is scenario_yaml.c. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kagi/scenario.h"
+#include "sim_internal.h"
+
+int kagi_scenario_new(kagi_scenario **out)
+{
+    kagi_scenario *sc = calloc(1, sizeof *sc);
+    if (!sc) return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
+    sc->duration_s = 86400;
+    sc->seed = 1;
+    sc->mac_bits = 256;
+    sc->route_reserve = 100;
+    *out = sc;
+    return KAGI_OK;
+}
+
+void kagi_scenario_free(kagi_scenario *sc)
+{
+    if (!sc) return;
+    for (size_t i = 0; i < sc->nlinks; i++) free(sc->links[i].windows);
+    for (size_t i = 0; i < sc->ndemands; i++) free(sc->demands[i].schedule);
+    free(sc->nodes);
+    free(sc->links);
+    free(sc->demands);
+    free(sc->events);
+    free(sc);
+}
+
+void kagi_sc_link_defaults(kagi_sc_link *l)
+{
+    memset(l, 0, sizeof *l);
+    l->kind = KAGI_SC_LINK_MODEL;
+    l->length_km = -1;
+    l->route_factor = 1;
+    l->protocol = KAGI_PROTO_BB84_DECOY;
+    l->decoys = KAGI_DECOYS_TWO;
+    l->n_block = 1e7;
+    kagi_link_defaults(&l->model);
+}
+
+void kagi_sc_demand_defaults(kagi_sc_demand *d)
+{
+    memset(d, 0, sizeof *d);
+    d->key_bits = 256;
+    d->policy = KAGI_SC_WAIT;
+    d->timeout_s = 60;
+    d->max_queue = 10000;
+    d->split = 1;
+    d->start_s = 0;
+    d->stop_s = INFINITY;
+}
+
+/* Grow an array of elem-sized items to hold one more. */
+static int kagi__grow(void **p, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap) return KAGI_OK;
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *q = realloc(*p, nc * elem);
+    if (!q) return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
+    *p = q;
+    *cap = nc;
+    return KAGI_OK;
+}
+
+int kagi_scenario_add_node(kagi_scenario *sc, const kagi_sc_node *n, size_t *index)
+{
+    KAGI__TRY(kagi__grow((void **)&sc->nodes, sc->nnodes, &sc->cap_[0], sizeof *n));
+    sc->nodes[sc->nnodes] = *n;
+    if (index) *index = sc->nnodes;
+    sc->nnodes++;
+    return KAGI_OK;
+}
+
+int kagi_scenario_add_link(kagi_scenario *sc, const kagi_sc_link *l, size_t *index)
+{
+    int rc = kagi__grow((void **)&sc->links, sc->nlinks, &sc->cap_[1], sizeof *l);
+    if (rc) {
+        free(l->windows);
+        return rc;
+    }
+    sc->links[sc->nlinks] = *l;
+    if (index) *index = sc->nlinks;
+    sc->nlinks++;
+    return KAGI_OK;
+}
+
+int kagi_scenario_add_demand(kagi_scenario *sc, const kagi_sc_demand *d, size_t *index)
+{
+    int rc = kagi__grow((void **)&sc->demands, sc->ndemands, &sc->cap_[2], sizeof *d);
+    if (rc) {
+        free(d->schedule);
+        return rc;
+    }
+    sc->demands[sc->ndemands] = *d;
+    if (index) *index = sc->ndemands;
+    sc->ndemands++;
+    return KAGI_OK;
+}
+
+int kagi_scenario_add_event(kagi_scenario *sc, const kagi_sc_event *e)
+{
+    KAGI__TRY(kagi__grow((void **)&sc->events, sc->nevents, &sc->cap_[3], sizeof *e));
+    sc->events[sc->nevents++] = *e;
+    return KAGI_OK;
+}
+
+long kagi_scenario_node(const kagi_scenario *sc, const char *name)
+{
+    for (size_t i = 0; i < sc->nnodes; i++)
+        if (!strcmp(sc->nodes[i].name, name)) return (long)i;
+    return -1;
+}
+
+long kagi_scenario_link(const kagi_scenario *sc, const char *name)
+{
+    for (size_t i = 0; i < sc->nlinks; i++)
+        if (!strcmp(sc->links[i].name, name)) return (long)i;
+    return -1;
+}
+
+const char *kagi__name_problem(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0) return "is empty";
+    if (n >= KAGI_SC_NAME_MAX) return "is longer than 63 bytes";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) return "holds a control character";
+        if (strchr("\",\\", c)) return "holds one of \" , \\";
+    }
+    /* UTF-8 well-formedness (no overlongs or surrogates needed here: only
+     * the structure, so that reports stay valid text). */
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2
+                 : (c & 0xf8) == 0xf0 ? 3 : 9;
+        if (k == 9 || i + k >= n + (k ? 0 : 1)) return "is not valid UTF-8";
+        for (size_t j = 1; j <= k; j++)
+            if (((unsigned char)s[i + j] & 0xc0) != 0x80) return "is not valid UTF-8";
+        i += k + 1;
+    }
+    return NULL;
+}
+
+/* "FILE:LINE: " when the scenario came from a file, else "". */
+static void kagi__at(const kagi_scenario *sc, size_t line, char *buf, size_t len)
+{
+    if (sc->origin[0] && line)
+        snprintf(buf, len, "%s:%zu: ", sc->origin, line);
+    else if (sc->origin[0])
+        snprintf(buf, len, "%s: ", sc->origin);
+    else
+        buf[0] = 0;
+}
+
+#define KAGI__BAD(line, ...)                                                                 \
+    do {                                                                                     \
+        char at_[320], msg_[1100];                                                            \
+        kagi__at(sc, (line), at_, sizeof at_);                                               \
+        snprintf(msg_, sizeof msg_, __VA_ARGS__);                                            \
+        return kagi__err(KAGI_ERR_ARG, "%s%s", at_, msg_);                                   \
+    } while (0)
+
+typedef struct kagi__evsort {
+    kagi_sc_event e;
+    size_t pos;
+} kagi__evsort;
+
+static int kagi__cmp_event(const void *a, const void *b)
+{
+    const kagi__evsort *x = a, *y = b;
+    if (x->e.at_s != y->e.at_s) return x->e.at_s < y->e.at_s ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+typedef struct kagi__named {
+    const char *name;
+    size_t pos;
+} kagi__named;
+
+static int kagi__cmp_named(const void *a, const void *b)
+{
+    const kagi__named *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->pos < y->pos ? -1 : x->pos > y->pos);
+}
+
+/* Names unique among n items of size elem whose first member is the name
+ * and which hold their source line at line_off: sorted, O(n log n). */
+static int kagi__unique_names(const kagi_scenario *sc, const char *what, size_t n,
+                              const void *items, size_t elem, size_t line_off)
+{
+    if (n < 2) return KAGI_OK;
+    kagi__named *t = malloc(n * sizeof *t);
+    if (!t) return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        t[i].name = (const char *)items + i * elem;
+        t[i].pos = i;
+    }
+    qsort(t, n, sizeof *t, kagi__cmp_named);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(t[i - 1].name, t[i].name)) {
+            size_t first = t[i - 1].pos, later = t[i].pos, line;
+            memcpy(&line, (const char *)items + later * elem + line_off, sizeof line);
+            char name[KAGI_SC_NAME_MAX];
+            snprintf(name, sizeof name, "%s", t[i].name);
+            free(t);
+            KAGI__BAD(line, "%s[%zu]: name '%s' is already used by %s[%zu]%s", what, later, name,
+                      what, first,
+                      what[0] == 'l' ? " (give parallel links their own name:)" : "");
+        }
+    free(t);
+    return KAGI_OK;
+}
+
+static int kagi__check_model(const kagi_scenario *sc, size_t i, const kagi_sc_link *l)
+{
+    int tf = l->protocol == KAGI_PROTO_TF_QKD;
+    if (!(l->n_block >= 0) || !isfinite(l->n_block) || (l->n_block > 0 && l->n_block < 100))
+        KAGI__BAD(l->line, "links[%zu] (%s): block: %g is not 0 (asymptotic) or at least 100",
+                  i, l->name, l->n_block);
+    if (tf && l->n_block > 0)
+        KAGI__BAD(l->line, "links[%zu] (%s): block: tf-qkd is modelled asymptotically only "
+                  "(set block: 0)", i, l->name);
+    if (tf && l->decoys == KAGI_DECOYS_TWO)
+        KAGI__BAD(l->line, "links[%zu] (%s): decoys: tf-qkd is modelled with infinite decoys "
+                  "only", i, l->name);
+    if (l->n_block > 0 && l->decoys != KAGI_DECOYS_TWO)
+        KAGI__BAD(l->line, "links[%zu] (%s): decoys: a finite block needs decoys: 2", i, l->name);
+    if (l->n_block > 0 && !(l->model.p_x < 1))
+        KAGI__BAD(l->line, "links[%zu] (%s): p_x: a finite block needs p_x < 1", i, l->name);
+    if (kagi_link_check(&l->model, tf ? KAGI_DECOYS_INFINITE : l->decoys) != KAGI_OK) {
+        char d[512];
+        snprintf(d, sizeof d, "%s", kagi_errdetail());
+        KAGI__BAD(l->line, "links[%zu] (%s): %s", i, l->name, d);
+    }
+    return KAGI_OK;
+}
+
+static int kagi__check_links(const kagi_scenario *sc)
+{
+    for (size_t i = 0; i < sc->nlinks; i++) {
+        const kagi_sc_link *l = &sc->links[i];
+        const char *p = kagi__name_problem(l->name);
+        if (p) KAGI__BAD(l->line, "links[%zu]: name '%s' %s", i, l->name, p);
+        if (l->a >= sc->nnodes || l->b >= sc->nnodes)
+            KAGI__BAD(l->line, "links[%zu] (%s): end node index out of range", i, l->name);
+        if (l->a == l->b)
+            KAGI__BAD(l->line, "links[%zu] (%s): both ends are %s", i, l->name,
+                      sc->nodes[l->a].name);
+        if (!(l->route_factor >= 1 && l->route_factor <= 10))
+            KAGI__BAD(l->line, "links[%zu] (%s): route_factor: %g is outside [1, 10]", i,
+                      l->name, l->route_factor);
+        if (isnan(l->length_km) || l->length_km > 40000 || isinf(l->length_km))
+            KAGI__BAD(l->line, "links[%zu] (%s): length_km: %g is not a length in [0, 40000]", i,
+                      l->name, l->length_km);
+        if (l->kind == KAGI_SC_LINK_MODEL) {
+            KAGI__TRY(kagi__check_model(sc, i, l));
+        } else if (l->kind == KAGI_SC_LINK_FIXED) {
+            if (!(l->key_rate_bps > 0 && l->key_rate_bps <= 1e12))
+                KAGI__BAD(l->line, "links[%zu] (%s): key_rate: %g bit/s is outside (0, 1e12]", i,
+                          l->name, l->key_rate_bps);
+        } else if (l->kind == KAGI_SC_LINK_SCHEDULED) {
+            for (size_t w = 0; w < l->nwindows; w++) {
+                const kagi_sc_window *x = &l->windows[w];
+                if (!(x->t0_s >= 0 && x->t1_s > x->t0_s && isfinite(x->t1_s)))
+                    KAGI__BAD(l->line, "links[%zu] (%s): windows[%zu]: from %g s to %g s is not "
+                              "an interval after 0", i, l->name, w, x->t0_s, x->t1_s);
+                if (w && x->t0_s < l->windows[w - 1].t1_s)
+                    KAGI__BAD(l->line, "links[%zu] (%s): windows[%zu] starts before windows[%zu] "
+                              "ends (sort them, without overlap)", i, l->name, w, w - 1);
+            }
+        } else {
+            KAGI__BAD(l->line, "links[%zu] (%s): unknown kind", i, l->name);
+        }
+    }
+    /* Explicit pool capacities must fit in both ends' key stores (each
+     * value is at most 2^60, so a running sum checked at every step cannot
+     * wrap). */
+    uint64_t *sum = calloc(sc->nnodes + 1, sizeof *sum);
+    if (!sum) return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
+    for (size_t i = 0; i < sc->nlinks; i++) {
+        const kagi_sc_link *l = &sc->links[i];
+        if (l->pool_bits > ((uint64_t)1 << 60)) {
+            free(sum);
+            KAGI__BAD(l->line, "links[%zu] (%s): pool_bits: above 2^60", i, l->name);
+        }
+        size_t ends[2] = {l->a, l->b};
+        for (int k = 0; k < 2; k++) {
+            size_t n = ends[k];
+            sum[n] += l->pool_bits;
+            if (sum[n] > sc->nodes[n].capacity_bits) {
+                unsigned long long got = sum[n];
+                free(sum);
+                KAGI__BAD(l->line, "links[%zu] (%s): pool_bits: the pool_bits of %s's links add "
+                          "up to %llu bits, more than its capacity %llu", i, l->name,
+                          sc->nodes[n].name, got, (unsigned long long)sc->nodes[n].capacity_bits);
+            }
+        }
+    }
+    free(sum);
+    return KAGI_OK;
+}
+
+static int kagi__check_demands(const kagi_scenario *sc)
+{
+    for (size_t i = 0; i < sc->ndemands; i++) {
+        const kagi_sc_demand *d = &sc->demands[i];
+        const char *p = kagi__name_problem(d->name);
+        if (p) KAGI__BAD(d->line, "demands[%zu]: name '%s' %s", i, d->name, p);
+        if (d->src >= sc->nnodes || d->dst >= sc->nnodes)
+            KAGI__BAD(d->line, "demands[%zu] (%s): node index out of range", i, d->name);
+        if (d->src == d->dst)
+            KAGI__BAD(d->line, "demands[%zu] (%s): from and to are both %s", i, d->name,
+                      sc->nodes[d->src].name);
+        if ((d->rate_bps > 0) == (d->nschedule > 0))
+            KAGI__BAD(d->line, "demands[%zu] (%s): give either rate or schedule", i, d->name);
+        if (d->nschedule == 0 && !(d->rate_bps > 0 && d->rate_bps <= 1e12))
+            KAGI__BAD(d->line, "demands[%zu] (%s): rate: %g bit/s is outside (0, 1e12]", i,
+                      d->name, d->rate_bps);
+        if (d->key_bits < 1 || d->key_bits > ((uint64_t)1 << 40))
+            KAGI__BAD(d->line, "demands[%zu] (%s): key_size: %llu bits is outside [1, 2^40]", i,
+                      d->name, (unsigned long long)d->key_bits);
+        if (!(d->timeout_s > 0))
+            KAGI__BAD(d->line, "demands[%zu] (%s): timeout: must be positive", i, d->name);
+        if (d->split < 1 || d->split > 8)
+            KAGI__BAD(d->line, "demands[%zu] (%s): split: %u is outside 1..8", i, d->name,
+                      d->split);
+        if (!(d->start_s >= 0 && isfinite(d->start_s)) || !(d->stop_s > d->start_s))
+            KAGI__BAD(d->line, "demands[%zu] (%s): start %g s and stop %g s are not an interval "
+                      "after 0", i, d->name, d->start_s, d->stop_s);
+        if (d->max_queue > 100000000)
+            KAGI__BAD(d->line, "demands[%zu] (%s): queue: %llu is above 1e8", i, d->name,
+                      (unsigned long long)d->max_queue);
+        for (size_t k = 0; k < d->nschedule; k++) {
+            const kagi_sc_request *r = &d->schedule[k];
+            if (!(r->at_s >= 0 && isfinite(r->at_s)) || r->bits < 1 || r->bits > ((uint64_t)1 << 40)
+                || r->count < 1 || r->count > 100000000 ||
+                (r->count > 1 && !(r->every_s > 0 && isfinite(r->every_s))))
+                KAGI__BAD(d->line, "demands[%zu] (%s): schedule[%zu]: needs at >= 0, bits in "
+                          "[1, 2^40], count in [1, 1e8] and every > 0 when count > 1", i,
+                          d->name, k);
+        }
+    }
+    return KAGI_OK;
+}
+
+int kagi__scenario_validate(const kagi_scenario *sc, int need_sorted)
+{
+    if (!(sc->duration_s > 0 && sc->duration_s <= 20 * 365.25 * 86400))
+        KAGI__BAD(0, "duration: %g s is outside (0 s, 20 years]", sc->duration_s);
+    if (!(sc->sample_s >= 0 && isfinite(sc->sample_s)))
+        KAGI__BAD(0, "sample: %g s is not a duration", sc->sample_s);
+    if (sc->mac_bits > 1000000)
+        KAGI__BAD(0, "mac_bits: %llu is above 10^6", (unsigned long long)sc->mac_bits);
+    if (!(sc->route_reserve >= 0 && sc->route_reserve <= 1e9))
+        KAGI__BAD(0, "route_reserve: %g is outside [0, 1e9]", sc->route_reserve);
+    if (sc->nnodes < 2) KAGI__BAD(0, "nodes: a network needs at least two nodes");
+    if (sc->nnodes > 1000000 || sc->nlinks > 10000000 || sc->ndemands > 10000000)
+        KAGI__BAD(0, "scenario too large (at most 10^6 nodes, 10^7 links and demands)");
+    for (size_t i = 0; i < sc->nnodes; i++) {
+        const kagi_sc_node *n = &sc->nodes[i];
+        const char *p = kagi__name_problem(n->name);
+        if (p) KAGI__BAD(n->line, "nodes[%zu]: name '%s' %s", i, n->name, p);
+        if (!(n->lat_deg >= -90 && n->lat_deg <= 90))
+            KAGI__BAD(n->line, "nodes[%zu] (%s): lat: %g is outside [-90, 90]", i, n->name,
+                      n->lat_deg);
+        if (!(n->lon_deg >= -180 && n->lon_deg <= 180))
+            KAGI__BAD(n->line, "nodes[%zu] (%s): lon: %g is outside [-180, 180]", i, n->name,
+                      n->lon_deg);
+        if (n->capacity_bits < 1 || n->capacity_bits > ((uint64_t)1 << 60))
+            KAGI__BAD(n->line, "nodes[%zu] (%s): capacity: %llu bits is outside [1, 2^60]", i,
+                      n->name, (unsigned long long)n->capacity_bits);
+    }
+    KAGI__TRY(kagi__unique_names(sc, "nodes", sc->nnodes, sc->nodes, sizeof *sc->nodes,
+                                 offsetof(kagi_sc_node, line)));
+    KAGI__TRY(kagi__check_links(sc));
+    KAGI__TRY(kagi__unique_names(sc, "links", sc->nlinks, sc->links, sizeof *sc->links,
+                                 offsetof(kagi_sc_link, line)));
+    KAGI__TRY(kagi__check_demands(sc));
+    for (size_t i = 0; i < sc->nevents; i++) {
+        const kagi_sc_event *e = &sc->events[i];
+        if (!(e->at_s >= 0 && isfinite(e->at_s)))
+            KAGI__BAD(e->line, "events[%zu]: at: %g s is not a time after 0", i, e->at_s);
+        size_t lim = e->kind == KAGI_SC_NODE_DOWN || e->kind == KAGI_SC_NODE_UP ? sc->nnodes
+                                                                                : sc->nlinks;
+        if (e->target >= lim) KAGI__BAD(e->line, "events[%zu]: target index out of range", i);
+        if (e->kind == KAGI_SC_EAVESDROP && !(e->qber > 0 && e->qber <= 0.5))
+            KAGI__BAD(e->line, "events[%zu]: qber: %g is outside (0, 0.5]", i, e->qber);
+        if ((unsigned)e->kind > KAGI_SC_EAVESDROP)
+            KAGI__BAD(e->line, "events[%zu]: unknown kind", i);
+        if (need_sorted && i && e->at_s < sc->events[i - 1].at_s)
+            KAGI__BAD(e->line, "events[%zu]: not in time order (kagi_scenario_check sorts them)",
+                      i);
+    }
+    return KAGI_OK;
+}
+
+int kagi_scenario_check(kagi_scenario *sc)
+{
+    KAGI__TRY(kagi__scenario_validate(sc, 0));
+    /* Stable sort by time: qsort is not stable, so ties go by position. */
+    if (sc->nevents > 1) {
+        kagi__evsort *t = malloc(sc->nevents * sizeof *t);
+        if (!t) return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
+        for (size_t i = 0; i < sc->nevents; i++) {
+            t[i].e = sc->events[i];
+            t[i].pos = i;
+        }
+        qsort(t, sc->nevents, sizeof *t, kagi__cmp_event);
+        for (size_t i = 0; i < sc->nevents; i++) sc->events[i] = t[i].e;
+        free(t);
+    }
+    return KAGI_OK;
+}
+
+int kagi_duration_parse(const char *s, double *seconds)
+{
+    static const struct {
+        const char *unit;
+        double sec;
+    } units[] = {{"ms", 1e-3}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {"w", 604800}};
+    const char *p = s;
+    double total = 0;
+    int parts = 0;
+    while (*p == ' ') p++;
+    while (*p) {
+        char *end;
+        if (!((*p >= '0' && *p <= '9') || *p == '.'))
+            return kagi__err(KAGI_ERR_ARG, "'%s' is not a duration (like 90, 90s, 2h, 1d12h)", s);
+        double v = strtod(p, &end);
+        if (end == p || !isfinite(v) || v < 0)
+            return kagi__err(KAGI_ERR_ARG, "'%s' is not a duration (like 90, 90s, 2h, 1d12h)", s);
+        p = end;
+        size_t ul = 0;
+        while (p[ul] >= 'a' && p[ul] <= 'z') ul++;
+        if (ul == 0) {
+            /* a bare number is seconds, and only on its own */
+            while (*p == ' ') p++;
+            if (*p || parts)
+                return kagi__err(KAGI_ERR_ARG, "'%s': a number needs a unit (ms, s, m, h, d, w) "
+                                 "unless it stands alone (seconds)", s);
+            total += v;
+            parts++;
+            break;
+        }
+        size_t u = 0;
+        for (; u < sizeof units / sizeof *units; u++)
+            if (strlen(units[u].unit) == ul && !memcmp(units[u].unit, p, ul)) break;
+        if (u == sizeof units / sizeof *units)
+            return kagi__err(KAGI_ERR_ARG, "'%s': unknown unit '%.*s' (ms, s, m, h, d or w)", s,
+                             (int)ul, p);
+        total += v * units[u].sec;
+        parts++;
+        p += ul;
+        while (*p == ' ') p++;
+    }
+    if (!parts || !isfinite(total))
+        return kagi__err(KAGI_ERR_ARG, "'%s' is not a duration (like 90, 90s, 2h, 1d12h)", s);
+    *seconds = total;
+    return KAGI_OK;
+}
+
+void kagi_duration_format(double t, char *buf, size_t len)
+{
+    if (!isfinite(t)) {
+        snprintf(buf, len, "%s", t > 0 ? "never" : "?");
+        return;
+    }
+    if (t < 1 && t > 0) {
+        snprintf(buf, len, "%gms", t * 1e3);
+        return;
+    }
+    double whole = floor(t);
+    if (whole != t || t >= 1e12) {
+        snprintf(buf, len, "%gs", t);
+        return;
+    }
+    uint64_t v = (uint64_t)whole;
+    static const struct {
+        char u;
+        uint64_t sec;
+    } parts[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+    size_t off = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < 4 && off + 24 < len; i++) {
+        uint64_t k = v / parts[i].sec;
+        v %= parts[i].sec;
+        if (k) off += (size_t)snprintf(buf + off, len - off, "%llu%c", (unsigned long long)k, parts[i].u);
+    }
+    if (!off) snprintf(buf, len, "0s");
+}
+
+double kagi_great_circle_km(double lat1, double lon1, double lat2, double lon2)
+{
+    const double r = 6371.0088, k = 3.14159265358979323846 / 180;
+    double dphi = (lat2 - lat1) * k, dl = (lon2 - lon1) * k;
+    double a = sin(dphi / 2) * sin(dphi / 2) +
+               cos(lat1 * k) * cos(lat2 * k) * sin(dl / 2) * sin(dl / 2);
+    if (a > 1) a = 1;
+    return 2 * r * asin(sqrt(a));
+}
