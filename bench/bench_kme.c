@@ -67,6 +67,19 @@ static double cpu_of(pid_t pid)
     return 0;
 }
 
+/* CPU seconds the whole machine has been busy (all cores, /proc/stat). */
+static double cpu_machine(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return 0;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]);
+    fclose(f);
+    if (n < 8) return 0;
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static double now_s(void)
 {
     struct timespec t;
@@ -156,6 +169,7 @@ static int step(worker *w, conn *c)
             if (c->sent == req_len) {
                 c->state = 2;
                 c->got = 0;
+                return EPOLLIN; /* the answer raises an edge: no read(2) just for EAGAIN */
             }
         } else {
             int n = SSL_read(c->ssl, c->buf + c->got, (int)(sizeof c->buf - 1 - c->got));
@@ -265,7 +279,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: bench_kme [--connections N] [--threads M] [--seconds S] [--workers W]\n"
-               "                 [--commit-interval-us U] [--kagi PATH] [--port P --pki DIR]\n");
+               "                 [--commit-interval-us U] [--kagi PATH] [--port P --pki DIR]\n"
+               "KAGI_BENCH_KEEP=1 keeps the temporary folder (the KME's log) for a look.\n");
         return 0;
     }
     int nconn = atoi(arg(argc, argv, "--connections", "32"));
@@ -393,13 +408,15 @@ int main(int argc, char **argv)
     t_end = t_measure + secs;
     pthread_t *th = calloc((size_t)nthr, sizeof *th);
     for (int i = 0; i < nthr; i++) pthread_create(&th[i], NULL, run_worker, &w[i]);
-    double cpu_k0 = 0, cpu_k1 = 0, cpu_c0 = 0, cpu_c1 = 0;
+    double cpu_k0 = 0, cpu_k1 = 0, cpu_c0 = 0, cpu_c1 = 0, cpu_m0, cpu_m1;
     while (now_s() < t_measure) sleep_ms(5);
     if (kme) cpu_k0 = cpu_of(kme);
     cpu_c0 = cpu_of(getpid());
+    cpu_m0 = cpu_machine();
     while (now_s() < t_end) sleep_ms(5);
     if (kme) cpu_k1 = cpu_of(kme);
     cpu_c1 = cpu_of(getpid());
+    cpu_m1 = cpu_machine();
     for (int i = 0; i < nthr; i++) pthread_join(th[i], NULL);
     size_t n = 0;
     uint64_t bad = 0;
@@ -421,9 +438,12 @@ int main(int argc, char **argv)
            (unsigned long long)bad);
     printf("  latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n", PCT(0.5), PCT(0.9),
            PCT(0.99), PCT(0.999), PCT(1.0));
-    if (n)
-        printf("  CPU per request: KME %.1f us, load tool %.1f us (of 2 cores shared with whatever else runs)\n",
-               kme ? (cpu_k1 - cpu_k0) / (double)n * 1e6 : 0.0, (cpu_c1 - cpu_c0) / (double)n * 1e6);
+    if (n) {
+        double others = (cpu_m1 - cpu_m0) - (cpu_k1 - cpu_k0) - (cpu_c1 - cpu_c0);
+        printf("  CPU per request: KME %.1f us, load tool %.1f us; other processes used %.0f%% of a core meanwhile\n",
+               kme ? (cpu_k1 - cpu_k0) / (double)n * 1e6 : 0.0, (cpu_c1 - cpu_c0) / (double)n * 1e6,
+               others > 0 ? others / secs * 100 : 0.0);
+    }
     for (int i = 0; i < nconn; i++) {
         SSL_free(cs[i].ssl);
         close(cs[i].fd);
@@ -440,13 +460,17 @@ int main(int argc, char **argv)
             if (strstr(line, "stopped cleanly")) snprintf(last, sizeof last, "%s", line);
         if (f) fclose(f);
         char *p = strstr(last, "stopped cleanly: ");
-        unsigned long long ops = 0, commits = 0;
-        if (p && sscanf(p, "stopped cleanly: %llu store operations in %llu commits", &ops, &commits) == 2 && commits)
-            printf("  store: %llu operations in %llu commits (%.1f per fsync on average)\n", ops, commits,
-                   (double)ops / (double)commits);
+        unsigned long long ops = 0, commits = 0, fs = 0;
+        double fmean = 0, fmax = 0;
+        if (p && sscanf(p, "stopped cleanly: %llu store operations in %llu commits; %llu fsyncs, mean %lf ms, max %lf ms",
+                        &ops, &commits, &fs, &fmean, &fmax) == 5 && commits && fs)
+            printf("  store (whole run): %llu operations in %llu transactions (%.1f each), %llu WAL fsyncs "
+                   "(mean %.2f ms, max %.2f ms)\n", ops, commits, (double)ops / (double)commits, fs, fmean, fmax);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             fprintf(stderr, "bench_kme: the KME did not stop cleanly (see %s)\n", dir);
             rc = 1;
+        } else if (getenv("KAGI_BENCH_KEEP")) {
+            printf("  (kept %s)\n", dir);
         } else {
             char cmd[200];
             snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,12 +1,15 @@
 /* Benchmark of kagi sim (docs/sim.md): a generated national network of
  * 1,000 trusted nodes and 3,000 fibre links (decoy-BB84 finite-key model,
- * 30-75 km each), 10,000 demands between random node pairs (Poisson
- * requests of 4 kbit keys, every 15 minutes on average, wait up to
- * 10 minutes), 200 fibre cuts and repairs, 20 eavesdroppers and 20 node
- * outages, simulated for 30 days on one core. Target: under 60 s and
- * 2 GiB. Prints events per second, wall time and peak RSS.
+ * 30-75 km each), 50 of the nodes ground stations under 20 Micius-like
+ * satellites (500 km sun-synchronous orbits in 20 planes; every satellite
+ * linked to every station, night passes only for half of them),
+ * 10,000 demands between random node pairs (Poisson requests of 4 kbit
+ * keys, every 15 minutes on average, wait up to 10 minutes), 200 fibre
+ * cuts and repairs, 20 eavesdroppers and 20 node outages, simulated for
+ * 30 days on one core. Target: under 60 s and 2 GiB. Prints events per
+ * second, wall time, peak RSS and the passes computed.
  *
- *   build/bench/bench_sim [NODES LINKS DEMANDS DAYS]
+ *   build/bench/bench_sim [NODES LINKS DEMANDS DAYS [SATELLITES STATIONS]]
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #include <time.h>
 
 #include "kagi/error.h"
+#include "kagi/orbit.h"
 #include "kagi/scenario.h"
 #include "kagi/sim.h"
 
@@ -38,14 +42,19 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    size_t nn = 1000, nl = 3000, nd = 10000;
+    size_t nn = 1000, nl = 3000, nd = 10000, nsat = 20, ngs = 50;
     double days = 30;
-    if (argc == 5) {
+    if (argc == 5 || argc == 7) {
         nn = strtoul(argv[1], NULL, 10);
         nl = strtoul(argv[2], NULL, 10);
         nd = strtoul(argv[3], NULL, 10);
         days = strtod(argv[4], NULL);
     }
+    if (argc == 7) {
+        nsat = strtoul(argv[5], NULL, 10);
+        ngs = strtoul(argv[6], NULL, 10);
+    }
+    if (ngs > nn) ngs = nn;
     kagi_rng rng;
     kagi_rng_seed(&rng, 42);
     kagi_scenario *sc;
@@ -138,6 +147,35 @@ int main(int argc, char **argv)
         n.at_s += 7200;
         CHECK(kagi_scenario_add_event(sc, &n));
     }
+    /* Ground stations: every (nn / ngs)-th node. Satellites: the orbit
+     * of examples/tle/micius-2016-like.tle in 20 planes 9 degrees apart,
+     * each a different phase; the run starts at its epoch (December: long
+     * nights over the network). */
+    for (size_t g = 0; g < ngs; g++) {
+        kagi_sc_station st;
+        kagi_sc_station_defaults(&st);
+        st.node = g * nn / ngs + (nn / ngs) / 2;
+        st.alt_m = 100;
+        CHECK(kagi_scenario_add_station(sc, &st, NULL));
+    }
+    kagi_tle base;
+    CHECK(kagi_tle_parse("1 99902U          16354.50000000  .00001000  00000-0  20000-4 0  1004",
+                         "2 99902  97.4006 266.3443 0010000  90.0000  44.8139 15.21936487   101",
+                         0, &base));
+    sc->start_utc = base.epoch;
+    for (size_t k = 0; k < nsat; k++) {
+        kagi_sc_node n = {.trusted = 1, .capacity_bits = 4000000000ull};
+        snprintf(n.name, sizeof n.name, "sat%zu", k);
+        kagi_sc_satellite sa;
+        kagi_sc_satellite_defaults(&sa);
+        CHECK(kagi_scenario_add_node(sc, &n, &sa.node));
+        sa.tle = base;
+        sa.tle.raan_deg = fmod(base.raan_deg + 9.0 * (double)k, 360);
+        sa.tle.mean_anomaly_deg = fmod(base.mean_anomaly_deg + 37.0 * (double)k, 360);
+        sa.night_only = (int)(k % 2);
+        CHECK(kagi_scenario_add_satellite(sc, &sa, NULL));
+    }
+    CHECK(kagi_scenario_link_satellites(sc));
     CHECK(kagi_scenario_check(sc));
     double t0 = now_s();
     kagi_sim *s;
@@ -149,14 +187,30 @@ int main(int argc, char **argv)
     kagi_sim_get_totals(s, &t);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("network: %zu nodes, %zu links, %zu demands, %.0f days simulated\n", nn, made, nd, days);
-    printf("set-up (key rates of every link, routing tables): %.2f s\n", t1 - t0);
+    printf("network: %zu nodes, %zu fibre links, %zu satellites over %zu ground stations (%zu "
+           "satellite links), %zu demands, %.0f days simulated\n", nn, made, nsat, ngs,
+           sc->nlinks - made, nd, days);
+    printf("set-up (key rates of every link, every satellite pass and its key): %.2f s\n",
+           t1 - t0);
+    printf("     %llu passes computed (%llu at night, %llu used, %llu giving key; %.3g bits)\n",
+           (unsigned long long)t.passes, (unsigned long long)t.passes_night,
+           (unsigned long long)t.passes_used, (unsigned long long)t.passes_with_key,
+           (double)t.pass_key_bits);
     printf("run: %.2f s wall, %llu events (%.3g events/s), %llu requests (%.3g requests/s)\n",
            t2 - t1, (unsigned long long)t.events, (double)t.events / (t2 - t1),
            (unsigned long long)t.requests, (double)t.requests / (t2 - t1));
     printf("     %llu key blocks accounted lazily, %llu route computations, %llu retries\n",
            (unsigned long long)t.blocks, (unsigned long long)t.routes,
            (unsigned long long)t.retries);
+    uint64_t sat_relay = 0, sat_gen = 0;
+    for (size_t i = made; i < sc->nlinks; i++) {
+        kagi_sim_link_stats ls;
+        kagi_sim_link(s, i, &ls);
+        sat_relay += ls.relay_messages;
+        sat_gen += ls.generated_bits;
+    }
+    printf("     satellite links: %.3g bits generated, %llu relay hop messages\n", (double)sat_gen,
+           (unsigned long long)sat_relay);
     printf("outcome: %llu served, %llu blocked, %llu timed out, %llu waiting; invariants hold\n",
            (unsigned long long)t.served, (unsigned long long)t.blocked,
            (unsigned long long)t.timed_out, (unsigned long long)t.waiting);

@@ -16,7 +16,7 @@ rc=$?
 check "tokyo example runs for a day (exit 0)" test "$rc" -eq 0
 check "no progress bar when stderr is not a terminal" test ! -s "$T/err"
 check "summary names every demand and the invariants" bash -c "grep -q otp-video '$T/out' && grep -q split-keys '$T/out' && grep -q 'invariants hold' '$T/out'"
-check "four outputs, no temporary files" bash -c "cd '$T/a' && test -s metrics.json -a -s links.csv -a -s demands.csv -a -s report.html && [ \$(ls -A | wc -l) -eq 4 ]"
+check "five outputs, no temporary files" bash -c "cd '$T/a' && test -s metrics.json -a -s links.csv -a -s demands.csv -a -s passes.csv -a -s report.html && [ \$(ls -A | wc -l) -eq 5 ]"
 check "metrics: requests = served + blocked + timed out + waiting" pyjson "$T/a/metrics.json" "
 t = d['totals']
 assert t['requests'] == t['served'] + t['blocked'] + t['timed_out'] + t['waiting'], t
@@ -80,6 +80,40 @@ b = {float(r['time_s']): int(r['blocked']) for r in rows}
 assert abs(b[216000] - b[171000] - (43200 * 1e4 / 4096 + 1)) <= 1, (b[171000], b[216000])
 assert b[171000] == b[3600], b[3600]"
 
+# The intercontinental example, two days: Tokyo-Vienna keys only via the
+# satellite, and only from the later of the two stations' first passes
+# with key (from passes.csv); pass counts agree between the files.
+"$kagi" sim examples/intercontinental.yaml --until 2d --out "$T/ic" >"$T/out" 2>"$T/err"
+rc=$?
+check "intercontinental example runs for two days (exit 0)" test "$rc" -eq 0
+check "summary lists the satellite links' passes" bash -c "grep -q '^Micius-Koganei-OGS .* 2016-12-19T15:15:05Z' '$T/out' && grep -q 'passes, .* at night' '$T/out' && grep -q passes.csv '$T/out'"
+check "tokyo-vienna served only after both stations' first passes with key" python3 -c "
+import csv, json
+d = json.load(open('$T/ic/metrics.json'))
+m = {x['name']: x for x in d['demands']}['tokyo-vienna']
+assert m['served'] > 100 and m['hop_messages'] == m['served'] * 8, m
+ps = list(csv.DictReader(open('$T/ic/passes.csv')))
+assert len(ps) == d['totals']['passes'] == sum(s['passes'] for s in d['satellites'])
+assert sum(int(p['used']) for p in ps) == d['totals']['passes_used']
+first = {}
+for p in ps:
+    if int(p['key_bits']) >= 512:
+        first[p['station']] = min(first.get(p['station'], 1e99), float(p['los_s']))
+T = max(first.values())
+assert len(first) == 2 and abs(m['wait_max_s'] - T) < 1e-3, (first, m['wait_max_s'])
+for r in csv.DictReader(open('$T/ic/demands.csv')):
+    if r['demand'] == 'tokyo-vienna':
+        t, served = float(r['time_s']), int(r['served'])
+        assert (served == 0) == (t < T), (t, served, T)
+# night only: every used pass at night; key from a pass only at its LOS
+for p in ps:
+    assert p['used'] == '0' or p['light'] == 'night', p
+L = {x['name']: x for x in d['links']}
+for name in ('Micius-Koganei-OGS', 'Micius-Graz-OGS'):
+    l = L[name]
+    assert l['generated_bits'] <= l['pass_key_bits'] and l['consumed_bits'] == 512 * m['served'], l"
+check "report draws the ground track, the satellite pools and lists the passes" bash -c "grep -q 'ground track' '$T/ic/report.html' && grep -q 'Key pools of the satellite links' '$T/ic/report.html' && grep -q '<h2>Satellite passes</h2>' '$T/ic/report.html'"
+
 # Broken scenarios: exit 2, file:line and key named, nothing written.
 cat >"$T/typo.yaml" <<'EOF'
 duration: 1d
@@ -100,4 +134,7 @@ expect_fail "bad duration: exit 2" 2 "dur.yaml:1:11: duration" "$T/o4" -- "$kagi
 expect_fail "missing scenario: exit 2" 2 "missing SCENARIO" "" -- "$kagi" sim
 expect_fail "--until must be a duration" 2 "--until: '3 parsecs'" "$T/o5" -- "$kagi" sim examples/tokyo-qkd.yaml --until "3 parsecs" --out "$T/o5"
 expect_fail "unreadable scenario: exit 1" 1 "nope.yaml: cannot open" "$T/o6" -- "$kagi" sim "$T/nope.yaml" --out "$T/o6"
+sed 's/15.21936487   101/15.21936487   109/' examples/tle/micius-2016-like.tle >"$T/bad.tle"
+sed 's#tle/micius-2016-like.tle#bad.tle#' examples/intercontinental.yaml >"$T/tle.yaml"
+expect_fail "TLE that fails to parse: exit 2 naming file, line and key" 2 "tle.yaml:[0-9]+:[0-9]+: satellites\[0\]\.tle_file: .*bad.tle:3:69: .*checksum" "$T/o7" -- "$kagi" sim "$T/tle.yaml" --out "$T/o7"
 finish

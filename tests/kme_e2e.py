@@ -240,6 +240,34 @@ try:
     R.check("a certificate from another CA (CN=SAE_A) is refused", tls_refused("IMPOSTOR"))
     R.check("same with TLS 1.2", tls_refused("IMPOSTOR", tls12=True))
 
+    # Clients that vanish with a request in the store: the keys it took are
+    # logged as lost, the KME keeps serving.
+    block_file(f"{d}/spool", "loop", 4, os.urandom(32 * 64))
+    t = time.time() + 5
+    while time.time() < t:
+        st, js, _ = call(A, "GET", "/api/v1/keys/SAE_B/status")
+        if js and js.get("stored_key_count", 0) >= 64:
+            break
+        time.sleep(0.05)
+    before = js["stored_key_count"]
+    req = b"GET /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nHost: x\r\n\r\n"
+    for _ in range(40):
+        s0 = kme.ctx("SAE_A").wrap_socket(socket.create_connection(("127.0.0.1", kme.port), timeout=5),
+                                          server_hostname="127.0.0.1")
+        s0.sendall(req)
+        s0.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s0.close()
+    time.sleep(0.5)
+    A = kme.conn("SAE_A")
+    st, js, _ = call(A, "GET", "/api/v1/keys/SAE_B/status")
+    taken = before - js["stored_key_count"]
+    log_now = open(f"{d}/kme.log").read()
+    R.check("vanishing clients: the KME still serves, each took at most its key",
+            st == 200 and 0 <= taken <= 40 and kme.proc.poll() is None, (st, taken))
+    R.check("keys taken for vanished clients are logged as lost",
+            taken == 0 or "client gone before the response" in log_now or "closed in a request" in log_now
+            or log_now.count("enc_keys SAE_A -> SAE_B: 200") >= taken, taken)
+
     # A slow client is cut off after the timeout (2 s).
     ctx = kme.ctx("SAE_A")
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", kme.port), timeout=10), server_hostname="127.0.0.1")

@@ -604,16 +604,19 @@ static void test_pending_ttl_wipes_unfetched_keys(void)
     kagi_store_close(s);
 }
 
-static void test_cleanup(void)
+/* The scratch folder goes whichever tests ran (a filter may skip some). */
+static void cleanup(void)
 {
+    if (!dir[0]) return;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ASSERT_EQ(system(cmd), 0);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
 int main(int argc, char **argv)
 {
     for (int i = 0; i < 32; i++) akey[i] = (uint8_t)(i * 37 + 1);
+    atexit(cleanup);
     static const t_case cases[] = {
         T(test_store_key_file_rules),
         T(test_issue_then_fetch_returns_the_device_bytes_once),
@@ -628,7 +631,6 @@ int main(int argc, char **argv)
         T(test_block_parse_names_the_field),
         T(test_simulated_device_fills_at_its_rate),
         T(test_pending_ttl_wipes_unfetched_keys),
-        T(test_cleanup),
         {NULL, NULL},
     };
     return t_run(cases, argc, argv);

@@ -82,7 +82,8 @@ uint64_t kagi_store_pending_count(const kagi_store *s) KAGI_NONNULL(1);
 int64_t kagi_store_last_block(const kagi_store *s, uint32_t link) KAGI_NONNULL(1);
 
 typedef struct kagi_store_stats {
-    uint64_t commits, ops, max_batch;
+    uint64_t commits, ops, max_batch;   /* transactions, operations in them, largest */
+    uint64_t fsyncs, fsync_us, fsync_max_us; /* durability barriers and their time */
 } kagi_store_stats;
 void kagi_store_get_stats(const kagi_store *s, kagi_store_stats *out) KAGI_NONNULL(1, 2);
 

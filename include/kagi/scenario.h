@@ -1,5 +1,6 @@
 /* kagi/scenario.h: the description of a QKD network for the simulator
- * (kagi/sim.h): nodes, links, demands, events, and the run's settings.
+ * (kagi/sim.h): nodes, links, ground stations, satellites, demands,
+ * events, and the run's settings.
  *
  * A scenario comes from a YAML file (kagi_scenario_load; every key, its
  * unit and default are in docs/scenario.md) or is built in code with the
@@ -14,7 +15,9 @@
 #include <stdint.h>
 
 #include "kagi/bits.h"
+#include "kagi/freespace.h"
 #include "kagi/keyrate.h"
+#include "kagi/orbit.h"
 
 #define KAGI_SC_NAME_MAX 64
 
@@ -29,9 +32,9 @@ typedef struct kagi_sc_node {
 typedef enum kagi_sc_link_kind {
     KAGI_SC_LINK_MODEL = 0, /* rate from kagi_keyrate (fibre, BB84 or TF-QKD) */
     KAGI_SC_LINK_FIXED,     /* a measured rate in bit/s */
-    KAGI_SC_LINK_SCHEDULED, /* key only at the end of scheduled windows (a
-                               free-space link per pass; phase 2 fills the
-                               windows of satellite links, see kagi/sim.h) */
+    KAGI_SC_LINK_SCHEDULED, /* key only at the end of scheduled windows: a
+                               satellite link (sat, gs below) gets one per
+                               pass, or per block of passes (kagi/sim.h) */
 } kagi_sc_link_kind;
 
 /* One window of a scheduled link: bits distilled from [t0_s, t1_s),
@@ -65,6 +68,11 @@ typedef struct kagi_sc_link {
     uint64_t pool_bits;          /* pool capacity; 0: an even share of both
                                     ends' key stores (docs/scenario.md) */
     size_t line;
+    /* A satellite link (scheduled, made by kagi_scenario_link_satellites):
+     * 1 + the index of its satellite in satellites[] and of its ground
+     * station in stations[]; 0 and 0 for every other link. Its ends are
+     * the two's nodes. */
+    size_t sat, gs;
 } kagi_sc_link;
 
 typedef enum kagi_sc_policy { KAGI_SC_WAIT = 0, KAGI_SC_BLOCK } kagi_sc_policy;
@@ -114,9 +122,43 @@ typedef struct kagi_sc_event {
     size_t line;
 } kagi_sc_event;
 
+/* A ground station: the free-space end of satellite links, and a node
+ * (nodes[node]: name, position, trust, key store) that fibre links may
+ * join like any other. */
+typedef struct kagi_sc_station {
+    size_t node;             /* its node; one station per node */
+    double alt_m;            /* height above the WGS-84 ellipsoid, [-500, 9000] */
+    double min_el_deg;       /* passes above this elevation, [0, 89]; default 10 */
+    char preset[32];         /* the preset link gave the ground values */
+    kagi_fso_link link;      /* its ground values count (kagi_sc_pair_link):
+                                receiver optics, atmosphere, turbulence,
+                                detectors, background */
+    size_t line;
+} kagi_sc_station;
+
+/* A satellite: a node (nodes[node], trusted to relay) that holds the key
+ * of every pass over every ground station and relays between them. Its
+ * node's lat/lon are not used (the YAML loader sets them to the sub-
+ * satellite point at the start, for the outputs). */
+typedef struct kagi_sc_satellite {
+    size_t node;
+    kagi_tle tle;            /* its orbit (SGP4) */
+    char preset[32];
+    kagi_fso_link link;      /* its payload values count: source,
+                                transmitter, post-processing */
+    unsigned passes_per_block; /* passes whose counts form one finite-key
+                                  block, 1..1000; default 1 */
+    int night_only;          /* 1: only passes wholly at night count */
+    double step_s;           /* sampling step through a pass, [0.01, 600] s;
+                                default 10 */
+    size_t line;
+} kagi_sc_satellite;
+
 typedef struct kagi_scenario {
     char name[128];
     char origin[256];       /* file it came from ("" if built in code) */
+    double start_utc;       /* UTC instant of simulated time 0 (kagi_utc);
+                               NaN: not set (needed with satellites) */
     double duration_s;      /* > 0 */
     double sample_s;        /* time-series interval; 0: chosen from duration */
     uint64_t seed;
@@ -131,7 +173,11 @@ typedef struct kagi_scenario {
     size_t ndemands;
     kagi_sc_event *events;  /* in time order after kagi_scenario_check */
     size_t nevents;
-    size_t cap_[4];         /* allocated lengths (internal) */
+    kagi_sc_station *stations;
+    size_t nstations;
+    kagi_sc_satellite *satellites;
+    size_t nsatellites;
+    size_t cap_[6];         /* allocated lengths (internal) */
 } kagi_scenario;
 
 /* An empty scenario with the defaults (duration 1 day, seed 1). Freed with
@@ -140,9 +186,13 @@ int kagi_scenario_new(kagi_scenario **out) KAGI_NODISCARD KAGI_NONNULL(1);
 /* Frees everything it owns; accepts NULL. */
 void kagi_scenario_free(kagi_scenario *sc);
 
-/* Defaults of docs/scenario.md for a link or demand (indices 0). */
+/* Defaults of docs/scenario.md for a link, demand, ground station or
+ * satellite (indices 0; the micius preset for the free-space values; a
+ * satellite's tle zeroed). */
 void kagi_sc_link_defaults(kagi_sc_link *l) KAGI_NONNULL(1);
 void kagi_sc_demand_defaults(kagi_sc_demand *d) KAGI_NONNULL(1);
+void kagi_sc_station_defaults(kagi_sc_station *g) KAGI_NONNULL(1);
+void kagi_sc_satellite_defaults(kagi_sc_satellite *s) KAGI_NONNULL(1);
 
 /* Append a copy (the scenario takes ownership of windows and schedule,
  * on success and failure alike). *index may be NULL. */
@@ -154,25 +204,46 @@ int kagi_scenario_add_demand(kagi_scenario *sc, const kagi_sc_demand *d, size_t 
     KAGI_NODISCARD KAGI_NONNULL(1, 2);
 int kagi_scenario_add_event(kagi_scenario *sc, const kagi_sc_event *e) KAGI_NODISCARD
     KAGI_NONNULL(1, 2);
+/* A ground station or satellite on a node added before (its node index in
+ * the item). Neither adds links: see kagi_scenario_link_satellites. */
+int kagi_scenario_add_station(kagi_scenario *sc, const kagi_sc_station *g, size_t *index)
+    KAGI_NODISCARD KAGI_NONNULL(1, 2);
+int kagi_scenario_add_satellite(kagi_scenario *sc, const kagi_sc_satellite *s, size_t *index)
+    KAGI_NODISCARD KAGI_NONNULL(1, 2);
+/* Add the satellite link of every (satellite, ground station) pair that
+ * has none yet: scheduled, named "SAT-STATION", no windows of its own (the
+ * simulator fills them from the passes). */
+int kagi_scenario_link_satellites(kagi_scenario *sc) KAGI_NODISCARD KAGI_NONNULL(1);
+/* The free-space link of satellite sat over ground station gs: the
+ * station's link with the satellite's payload values (wavelength,
+ * transmitter aperture, divergence, pointing jitter, direction; intensities
+ * and their probabilities, p_x, clock; f_ec, eps_sec, eps_cor) put in. */
+void kagi_sc_pair_link(const kagi_scenario *sc, size_t sat, size_t gs, kagi_fso_link *out)
+    KAGI_NONNULL(1, 4);
 /* Index of the node or link named name; -1 if none. */
 long kagi_scenario_node(const kagi_scenario *sc, const char *name) KAGI_NONNULL(1, 2);
 long kagi_scenario_link(const kagi_scenario *sc, const char *name) KAGI_NONNULL(1, 2);
 
 /* Whole-scenario validation: unique names, indices in range, values in
- * range (kagi_link_check for model links), windows sorted; sorts the
- * events by time (stable). KAGI_ERR_ARG naming the item (and its file line
+ * range (kagi_link_check for model links, kagi_fso_check for every
+ * satellite-station pair, SGP4 set-up for every satellite), windows
+ * sorted, satellite nodes joined only by their satellite links, a start
+ * when there are satellites; sorts the events by time (stable). KAGI_ERR_ARG naming the item (and its file line
  * when it came from one). */
 int kagi_scenario_check(kagi_scenario *sc) KAGI_NODISCARD KAGI_NONNULL(1);
 
 /* Load and check a YAML scenario of at most 64 MiB. Any problem (a YAML
  * syntax error, an unknown key, a missing one, a value out of range, a
- * reference to an unknown node or link) fails with KAGI_ERR_FORMAT and a
- * detail "FILE:LINE:COLUMN: PATH.KEY: what" (e.g. "net.yaml:14:5:
- * links[2].fibre_loss: unknown key (did you mean fiber_loss?)");
- * KAGI_ERR_IO when the file cannot be read. Nothing is returned on failure. */
+ * reference to an unknown node or link, a TLE that does not parse) fails
+ * with KAGI_ERR_FORMAT and a detail "FILE:LINE:COLUMN: PATH.KEY: what"
+ * (e.g. "net.yaml:14:5: links[2].fibre_loss: unknown key (did you mean
+ * fiber_loss?)"; "net.yaml:31:7: satellites[0].tle: TLE line 2, column 69:
+ * ..."); KAGI_ERR_IO when the file cannot be read. A tle_file is read
+ * relative to the scenario's folder. Nothing is returned on failure. */
 int kagi_scenario_load(const char *path, kagi_scenario **out) KAGI_NODISCARD
     KAGI_NONNULL(1, 2);
-/* The same from a text in memory; origin names it in messages. */
+/* The same from a text in memory; origin names it in messages (and its
+ * folder is where tle_file paths start). */
 int kagi_scenario_parse(const char *text, size_t len, const char *origin, kagi_scenario **out)
     KAGI_NODISCARD KAGI_NONNULL(1, 3, 4);
 

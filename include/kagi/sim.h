@@ -1,7 +1,10 @@
 /* kagi/sim.h: discrete-event simulation of a QKD network (docs/sim.md).
  *
- * Links fill key pools at the rate their model gives, in whole blocks;
- * demands draw keys end to end, relayed hop by hop over trusted nodes
+ * Links fill key pools at the rate their model gives, in whole blocks; a
+ * satellite fills the pool it shares with a ground station at the end of
+ * each pass over it (or block of passes), with the key the free-space
+ * model gives for the pass (kagi/freespace.h), and relays like any trusted
+ * node; demands draw keys end to end, relayed hop by hop over trusted nodes
  * (one-time pad with each hop's link key plus a Wegman-Carter tag), over
  * routes that avoid cut links, down nodes and pools that cannot cover the
  * request; events cut links, stop nodes, put eavesdroppers on links and
@@ -27,14 +30,14 @@
 
 typedef struct kagi_sim kagi_sim;
 
-/* Seam for the satellite segment (phase 2): the windows of a scheduled
- * link, asked once for each KAGI_SC_LINK_SCHEDULED link when the simulation
- * is set up, for [t0_s, t1_s] (the whole run). Fill *out with count windows
- * (malloc'd; the simulator takes and frees them), sorted by t0_s and not
- * overlapping: a satellite pass over the link's ground station with the
- * key the free-space model gives for it. They are merged with the
- * windows the scenario lists for that link. Return KAGI_OK or an error
- * code (the detail says why); the simulation is then not created. */
+/* Extra windows of a scheduled link, asked once for each
+ * KAGI_SC_LINK_SCHEDULED link when the simulation is set up, for [t0_s,
+ * t1_s] (the whole run). Fill *out with count windows (malloc'd; the
+ * simulator takes and frees them), sorted by t0_s and not overlapping.
+ * They are merged with the windows the scenario lists for that link and,
+ * for a satellite link, with those of its passes (which the simulator
+ * computes itself, below); all must stay apart. Return KAGI_OK or an
+ * error code (the detail says why); the simulation is then not created. */
 typedef int (*kagi_sim_window_fn)(void *ctx, const kagi_scenario *sc, size_t link,
                                   double t0_s, double t1_s, kagi_sc_window **out,
                                   size_t *count);
@@ -56,8 +59,16 @@ typedef struct kagi_sim_opts {
 /* Set up a simulation of sc, which must have passed kagi_scenario_check
  * (kagi_scenario_load does it; it is validated again here, unchanged) and
  * must outlive the simulation without changing. Computes every link's rate
- * once: KAGI_ERR_ARG if a model rejects its parameters. opts may be NULL
- * (all zero). *out is freed with kagi_sim_free. */
+ * once: KAGI_ERR_ARG if a model rejects its parameters. Computes every pass
+ * of every satellite over every ground station in the run (kagi_passes
+ * from start_utc, above the station's minimum elevation) and its key
+ * (kagi_fso_pass_run at the satellite's step with kagi_sc_pair_link's
+ * link; with passes_per_block > 1 the counts of that many consecutive used
+ * passes make one block, kagi_fso_key_of); a satellite link gets one
+ * window per pass, [AOS, LOS), or per complete block, [first AOS, last
+ * LOS), carrying that key. KAGI_ERR_ARG when SGP4 fails in the run (the
+ * detail names the satellite). opts may be NULL (all zero). *out is freed
+ * with kagi_sim_free. */
 int kagi_sim_new(const kagi_scenario *sc, const kagi_sim_opts *opts, kagi_sim **out)
     KAGI_NODISCARD KAGI_NONNULL(1, 3);
 void kagi_sim_free(kagi_sim *s);
@@ -72,6 +83,8 @@ int kagi_sim_run(kagi_sim *s) KAGI_NODISCARD KAGI_NONNULL(1);
  * each node's pools within its key store; per link consumed <= stored <=
  * generated, generated = stored + discarded, pool = stored - consumed,
  * consumed = relayed payload + mac_bits per relay message + direct keys;
+ * a scheduled (satellite) link generated no more than its windows that
+ * have ended carried, so no key of a pass exists before its LOS;
  * all links together consumed exactly what the demands drew; per demand
  * requests = served + blocked + timed out + waiting. KAGI_ERR_VERIFY
  * naming the first that fails. */
@@ -117,6 +130,14 @@ typedef struct kagi_sim_totals {
     uint64_t blocks;          /* key deliveries accounted (lazily) */
     uint64_t routes;          /* key-aware route computations */
     uint64_t retries;         /* retries of waiting requests */
+    /* satellite passes in the run (kagi_sim_passes) */
+    uint64_t passes;          /* all, over every (satellite, station) pair */
+    uint64_t passes_night;    /* wholly at night */
+    uint64_t passes_used;     /* whose counts went into a key block */
+    uint64_t passes_with_key; /* used, and giving key as a block of their own */
+    uint64_t pass_key_bits;   /* the key every window carries, summed (what
+                                 the satellite links would generate if no
+                                 event stopped them) */
 } kagi_sim_totals;
 
 const kagi_scenario *kagi_sim_scenario(const kagi_sim *s) KAGI_NONNULL(1);
@@ -139,6 +160,43 @@ uint64_t kagi_sim_link_sample(const kagi_sim *s, size_t k, size_t link, int what
 uint64_t kagi_sim_demand_sample(const kagi_sim *s, size_t k, size_t demand, int what)
     KAGI_NONNULL(1);
 
+/* ---- Satellite passes ------------------------------------------------- */
+
+typedef enum kagi_sim_light {
+    KAGI_SIM_NIGHT = 0, /* the Sun below -18 degrees at every sample */
+    KAGI_SIM_TWILIGHT,  /* not night, the Sun below 0 at some sample */
+    KAGI_SIM_DAY,       /* the Sun above the horizon throughout */
+} kagi_sim_light;
+
+/* One pass of a satellite over a ground station. Simulated seconds:
+ * UTC = start_utc + seconds. */
+typedef struct kagi_sim_pass {
+    size_t link;             /* the satellite link */
+    size_t sat, gs;          /* indices in satellites[] and stations[] */
+    double aos_s, tca_s, los_s;
+    double max_el_deg;
+    kagi_sim_light light;    /* from the model's samples; for a pass that
+                                night_only left out unmodelled, from AOS,
+                                TCA and LOS */
+    int used;                /* its counts go into a key block: 0 when
+                                night_only leaves it out or the run ends
+                                during it (its key would come after) */
+    uint32_t block;          /* its block on this link, from 1; 0 if unused */
+    uint64_t pass_key_bits;  /* the pass alone as a finite-key block (0 if
+                                not modelled) */
+    uint64_t key_bits;       /* what its window carries at its LOS: the key
+                                of the block it completes, else 0 (a block
+                                the run ends before completing gives none) */
+} kagi_sim_pass;
+
+/* Every pass, grouped by link in link order, each link's in time order.
+ * The simulation owns *out. */
+size_t kagi_sim_passes(const kagi_sim *s, const kagi_sim_pass **out) KAGI_NONNULL(1, 2);
+/* The windows of scheduled link i as simulated (the scenario's, the
+ * passes' and the callback's, merged); 0 for other links. */
+size_t kagi_sim_link_windows(const kagi_sim *s, size_t i, const kagi_sc_window **out)
+    KAGI_NONNULL(1, 3);
+
 /* Log of what happened, for reports: scenario events as applied. */
 typedef struct kagi_sim_log {
     double at_s;
@@ -148,7 +206,8 @@ typedef struct kagi_sim_log {
 size_t kagi_sim_events_applied(const kagi_sim *s, const kagi_sim_log **out) KAGI_NONNULL(1, 2);
 
 /* Outputs into dir (created if missing, parents too): metrics.json,
- * links.csv, demands.csv and report.html (docs/sim.md), each written to a
+ * links.csv, demands.csv, passes.csv and report.html (docs/sim.md), each
+ * written to a
  * temporary file, synced and renamed, so a file is either absent or whole.
  * KAGI_ERR_IO naming the path. metrics.json holds no wall-clock figure:
  * the same scenario and seed give the same bytes. */

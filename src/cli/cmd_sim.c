@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "kagi/error.h"
+#include "kagi/orbit.h"
 #include "kagi/scenario.h"
 #include "kagi/sim.h"
 
@@ -19,7 +20,8 @@ static kagi_cli_opt kagi__opts[] = {
     {"until", "DURATION", "simulate this long instead of the scenario's duration (30d, 2h, 90s)",
      0, NULL},
     {"seed", "K", "random seed instead of the scenario's", 0, NULL},
-    {"out", "DIR", "write metrics.json, links.csv, demands.csv and report.html there", 0, NULL},
+    {"out", "DIR", "write metrics.json, links.csv, demands.csv, passes.csv and report.html there",
+     0, NULL},
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -50,6 +52,46 @@ static const char *kagi__state(int st)
 {
     static const char *const n[] = {"up", "cut", "eavesdropped", "node down"};
     return st >= 0 && st <= 3 ? n[st] : "?";
+}
+
+/* Satellite passes: one line per satellite link, then the totals. */
+static void kagi__passes_summary(const kagi_sim *s, const kagi_sim_totals *t)
+{
+    const kagi_scenario *sc = kagi_sim_scenario(s);
+    const kagi_sim_pass *ps;
+    size_t np = kagi_sim_passes(s, &ps), cap = 40, shown = 0, nlinks = 0;
+    char start[KAGI_UTC_STRLEN] = "?";
+    if (kagi_utc_format(sc->start_utc, 0, start, sizeof start) != KAGI_OK) start[0] = 0;
+    printf("\n%-28s %7s %7s %7s %9s %14s  %-20s\n", "satellite link", "passes", "night", "used",
+           "with key", "pass key", "first key (UTC)");
+    printf("%-28s %7s %7s %7s %9s %14s\n", "", "", "", "", "", "(bits)");
+    for (size_t j = 0; j < np;) {
+        size_t li = ps[j].link, n = 0, night = 0, used = 0, with = 0;
+        unsigned long long key = 0;
+        double first = INFINITY;
+        for (; j < np && ps[j].link == li; j++) {
+            n++;
+            night += ps[j].light == KAGI_SIM_NIGHT;
+            used += ps[j].used != 0;
+            with += ps[j].used && ps[j].pass_key_bits > 0;
+            key += ps[j].key_bits;
+            if (ps[j].key_bits && ps[j].los_s < first) first = ps[j].los_s;
+        }
+        nlinks++;
+        if (shown++ >= cap) continue;
+        char when[KAGI_UTC_STRLEN] = "none";
+        if (isfinite(first) && kagi_utc_format(sc->start_utc + first, 0, when, sizeof when))
+            when[0] = 0;
+        printf("%-28.28s %7zu %7zu %7zu %9zu %14llu  %s\n", sc->links[li].name, n, night, used,
+               with, key, when);
+    }
+    if (nlinks > cap) printf("  ... %zu more satellite links\n", nlinks - cap);
+    printf("%zu satellite%s over %zu ground station%s from %s: %llu passes, %llu at night, %llu "
+           "used, %llu giving key; %llu bits in their windows\n", sc->nsatellites,
+           sc->nsatellites == 1 ? "" : "s", sc->nstations, sc->nstations == 1 ? "" : "s", start,
+           (unsigned long long)t->passes, (unsigned long long)t->passes_night,
+           (unsigned long long)t->passes_used, (unsigned long long)t->passes_with_key,
+           (unsigned long long)t->pass_key_bits);
 }
 
 static void kagi__summary(const kagi_sim *s, double wall)
@@ -86,8 +128,13 @@ static void kagi__summary(const kagi_sim *s, double wall)
     for (size_t i = 0; i < sc->nlinks && i < cap; i++) {
         kagi_sim_link_stats l;
         kagi_sim_link(s, i, &l);
-        printf("%-28.28s %8.1f %11.4g %14llu %14llu %14llu %13s\n", sc->links[i].name,
-               l.length_km, l.rate_bps, (unsigned long long)l.generated_bits,
+        char len[32];
+        if (isfinite(l.length_km))
+            snprintf(len, sizeof len, "%8.1f", l.length_km);
+        else
+            snprintf(len, sizeof len, "%8s", "-");
+        printf("%-28.28s %s %11.4g %14llu %14llu %14llu %13s\n", sc->links[i].name, len,
+               l.rate_bps, (unsigned long long)l.generated_bits,
                (unsigned long long)l.consumed_bits, (unsigned long long)l.pool_bits,
                kagi__state(l.state));
     }
@@ -96,6 +143,7 @@ static void kagi__summary(const kagi_sim *s, double wall)
            (unsigned long long)t.consumed_bits);
     if (t.discarded_bits)
         printf("(%llu bits discarded: pools were full)\n", (unsigned long long)t.discarded_bits);
+    if (sc->nsatellites) kagi__passes_summary(s, &t);
     printf("\n%llu events, %llu route computations in %.2f s (%.3g events/s); invariants hold\n",
            (unsigned long long)t.events, (unsigned long long)t.routes, wall,
            wall > 0 ? (double)t.events / wall : 0.0);
@@ -146,7 +194,8 @@ static int kagi__run(kagi_cli_cmd *cmd)
         kagi__summary(s, wall);
         if (out) {
             rc = kagi_sim_write(s, out);
-            if (rc == KAGI_OK) printf("wrote %s/{metrics.json,links.csv,demands.csv,report.html}\n", out);
+            if (rc == KAGI_OK) printf("wrote %s/{metrics.json,links.csv,demands.csv,passes.csv,report.html}\n",
+                                  out);
         }
     }
     if (rc != KAGI_OK) fprintf(stderr, "kagi %s: %s\n", cmd->name, kagi_errdetail());
@@ -159,11 +208,13 @@ kagi_cli_cmd kagi_cmd_sim = {
     "sim", "simulate a QKD network: key pools, trusted relay, routing, demands",
     "SCENARIO [--until DURATION] [--seed K] [--out DIR]",
     "Reads a network from a YAML scenario (nodes, fibre links with their device\n"
-    "models or measured rates, demands, events; docs/scenario.md) and simulates\n"
-    "it: each link fills a key pool in finite blocks at the rate kagi keyrate\n"
-    "gives; keys between distant nodes are relayed hop by hop over trusted\n"
-    "nodes (one-time pad plus a Wegman-Carter tag per hop) along routes that\n"
-    "avoid cut links and empty pools. Prints a summary; --out writes\n"
-    "metrics.json, CSV time series and report.html (docs/sim.md). A scenario\n"
-    "error names the file, line and key, exits 2 and writes nothing.",
+    "models or measured rates, ground stations, satellites, demands, events;\n"
+    "docs/scenario.md) and simulates it: each fibre link fills a key pool in\n"
+    "finite blocks at the rate kagi keyrate gives; a satellite fills its pool\n"
+    "with each ground station at the end of each pass (kagi pass's model);\n"
+    "keys between distant nodes are relayed hop by hop over trusted nodes and\n"
+    "satellites (one-time pad plus a Wegman-Carter tag per hop) along routes\n"
+    "that avoid cut links and empty pools. Prints a summary; --out writes\n"
+    "metrics.json, CSV time series, passes.csv and report.html (docs/sim.md).\n"
+    "A scenario error names the file, line and key, exits 2 and writes nothing.",
     kagi__opts, kagi__run};

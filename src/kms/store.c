@@ -15,6 +15,7 @@
  * upper bound is persisted (nonce_hi) in the same transaction as any row
  * sealed under it, so a restart never reuses a counter value. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <sqlite3.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -36,6 +38,7 @@
 #define KAGI__NONCE_CHUNK ((uint64_t)1 << 24)
 #define KAGI__MAX_KEY_BYTES 65536
 #define KAGI__STORE_LINK 99   /* internal op kind: register a link */
+#define KAGI__WAL_RESTART 65536 /* WAL frames (64 MiB of 1 KiB pages) before the checkpointer restarts it */
 
 enum {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_SP, S_REL, S_RBTO,
@@ -94,6 +97,7 @@ struct kagi_store {
     kagi__link links[KAGI__MAX_LINKS + 1];  /* by id, 1.. */
     uint32_t n_links;
     kagi__idmap idx;
+    int poison, poison_on_fail;   /* a write failed outside a savepoint */
     kagi__undo *undo;
     size_t n_undo, cap_undo;
     double next_gc;
@@ -102,13 +106,27 @@ struct kagi_store {
     _Atomic int64_t pub_last[KAGI__MAX_LINKS + 1];
     _Atomic uint64_t pub_pending;
     _Atomic uint64_t st_commits, st_ops, st_max_batch;
+    _Atomic uint64_t st_fsyncs, st_fsync_us, st_fsync_max_us;
     /* queue */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv, ckcv;
     kagi_store_op *head, *tail;
     unsigned qlen;
     int closing, started;
     pthread_t thread;
+    /* checkpointer: its own connection, so WAL checkpoints (page copies and
+       the database file's fsync) stay off the commit path */
+    sqlite3 *ckdb;
+    pthread_t ckthread;
+    int ck_started;
+    /* syncer: makes committed batches durable (fdatasync of the WAL) and
+       only then completes their operations, while the committer already
+       runs the next batch */
+    int walfd;
+    pthread_t sythread;
+    int sy_started, sy_closing;
+    pthread_cond_t sycv;
+    kagi_store_op *sy_head, *sy_tail;
 };
 
 /* ---- small helpers ---- */
@@ -477,6 +495,9 @@ static kagi_store_result kagi__issue(kagi_store *s, kagi_store_op *op, int64_t *
         r = kagi__take(s, op, link, op->material + (size_t)k * op->size_bytes, op->size_bytes, bad,
                        &op->keys[k].block, &op->keys[k].block_off);
     if (r != KAGI_STORE_DONE) return r;
+    /* Units are deleted now: a failure from here on poisons the batch when
+       this operation runs without a savepoint (kagi__run_op). */
+    if (op->number == 1) s->poison_on_fail = 1;
     /* The slaves, comma-joined, and the bitmask of those still due. */
     char slaves[(1 + KAGI_SAE_ID_MAX) * KAGI_MAX_SLAVES + 1];
     size_t sl = 0;
@@ -489,7 +510,11 @@ static kagi_store_result kagi__issue(kagi_store *s, kagi_store_op *op, int64_t *
     slaves[sl] = '\0';
     int64_t now = (int64_t)time(NULL);
     uint8_t *ct = malloc(op->size_bytes + KAGI__TAG);
-    if (!ct) return kagi__fail(op, KAGI_STORE_FAILED, "out of memory");
+    if (!ct) {
+        if (s->poison_on_fail) s->poison = 1;
+        s->poison_on_fail = 0;
+        return kagi__fail(op, KAGI_STORE_FAILED, "out of memory");
+    }
     for (unsigned k = 0; k < op->number && r == KAGI_STORE_DONE; k++) {
         kagi_store_key *key = &op->keys[k];
         key->off = (size_t)k * op->size_bytes;
@@ -517,6 +542,8 @@ static kagi_store_result kagi__issue(kagi_store *s, kagi_store_op *op, int64_t *
     kagi_wipe(ct, op->size_bytes + KAGI__TAG);
     free(ct);
     if (r == KAGI_STORE_DONE) s->links[link].avail -= need;
+    else if (s->poison_on_fail) s->poison = 1;
+    s->poison_on_fail = 0;
     return r;
 }
 
@@ -747,7 +774,12 @@ static void kagi__run_op(kagi_store *s, kagi_store_op *op)
     size_t undo_mark = s->n_undo;
     int64_t bad = 0;
     op->msg[0] = '\0';
-    if (kagi__exec(s, S_SP)) {
+    /* A savepoint per operation, so one failing leaves the others. A
+       one-key ISSUE needs none: it fails either before writing anything
+       (no key, a unit failing authentication) or in a write, which
+       poisons the whole batch. */
+    int sp = !(op->kind == KAGI_STORE_ISSUE && op->number == 1);
+    if (sp && kagi__exec(s, S_SP)) {
         op->result = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
         return;
     }
@@ -759,12 +791,12 @@ static void kagi__run_op(kagi_store *s, kagi_store_op *op)
     default: op->result = kagi__fail(op, KAGI_STORE_FAILED, "unknown operation");
     }
     if (op->result != KAGI_STORE_DONE) {
-        (void)kagi__exec(s, S_RBTO);
+        if (sp) (void)kagi__exec(s, S_RBTO);
         if (has_link) s->links[op->link] = saved;
         kagi__idx_undo(s, undo_mark);
         kagi_store_op_clear(op);
     }
-    (void)kagi__exec(s, S_REL);
+    if (sp) (void)kagi__exec(s, S_REL);
     if (bad) {
         /* A unit that fails authentication can never be delivered: drop it
            so the pool behind it stays usable. */
@@ -793,7 +825,9 @@ static void kagi__publish(kagi_store *s)
     atomic_store(&s->pub_pending, (uint64_t)s->idx.n);
 }
 
-static void kagi__batch(kagi_store *s, kagi_store_op *ops, unsigned n, int gc)
+/* Run a batch in one transaction. Returns 1 when it committed (and so
+ * must be synced before its operations complete), 0 when it failed. */
+static int kagi__batch(kagi_store *s, kagi_store_op *ops, unsigned n, int gc)
 {
     kagi__link saved[KAGI__MAX_LINKS + 1];
     uint32_t saved_n = s->n_links;
@@ -804,10 +838,11 @@ static void kagi__batch(kagi_store *s, kagi_store_op *ops, unsigned n, int gc)
     for (kagi_store_op *op = ops; op; op = op->next) need += kagi__nonces_needed(s, op);
     int e = kagi__exec(s, S_BEGIN);
     if (!e) e = kagi__reserve(s, need);
+    s->poison = 0;
     if (!e) {
         for (kagi_store_op *op = ops; op; op = op->next) kagi__run_op(s, op);
         if (gc) kagi__gc(s);
-        e = kagi__exec(s, S_COMMIT);
+        e = s->poison ? kagi__err(KAGI_ERR_IO, "key store: a write failed in the batch") : kagi__exec(s, S_COMMIT);
     }
     if (e) {
         char why[256];
@@ -828,6 +863,55 @@ static void kagi__batch(kagi_store *s, kagi_store_op *ops, unsigned n, int gc)
     atomic_fetch_add(&s->st_commits, 1);
     atomic_fetch_add(&s->st_ops, n);
     if (n > atomic_load(&s->st_max_batch)) atomic_store(&s->st_max_batch, n);
+    return e == KAGI_OK;
+}
+
+static void kagi__complete(kagi_store_op *ops)
+{
+    while (ops) {
+        kagi_store_op *next = ops->next;
+        ops->next = NULL;
+        ops->done(ops);
+        ops = next;
+    }
+}
+
+/* The durability barrier: one fdatasync of the WAL covers every batch
+ * committed before it; only then do their operations complete (and their
+ * keys go out). The committer connection runs with synchronous=OFF and
+ * never checkpoints; the checkpointer's connection (synchronous=FULL)
+ * syncs the WAL before copying it into the database. */
+static void *kagi__syncer(void *arg)
+{
+    kagi_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->sy_head && !s->sy_closing) pthread_cond_wait(&s->sycv, &s->mu);
+        if (!s->sy_head) break;
+        kagi_store_op *ops = s->sy_head;
+        s->sy_head = s->sy_tail = NULL;
+        pthread_cond_signal(&s->cv); /* the committer may run its next batch */
+        pthread_mutex_unlock(&s->mu);
+        double t0 = kagi__now();
+        int xrc = fdatasync(s->walfd);
+        double dt = kagi__now() - t0;
+        atomic_fetch_add(&s->st_fsyncs, 1);
+        atomic_fetch_add(&s->st_fsync_us, (uint64_t)(dt * 1e6));
+        if ((uint64_t)(dt * 1e6) > atomic_load(&s->st_fsync_max_us)) atomic_store(&s->st_fsync_max_us, (uint64_t)(dt * 1e6));
+        if (xrc != 0) {
+            /* Committed but maybe not durable: never hand such keys out. */
+            kagi__log(KAGI__LOG_ERROR, "key store: fdatasync of the WAL failed: %s", strerror(errno));
+            for (kagi_store_op *op = ops; op; op = op->next) {
+                kagi_store_op_clear(op);
+                op->result = KAGI_STORE_FAILED;
+                snprintf(op->msg, sizeof op->msg, "key store error");
+            }
+        }
+        kagi__complete(ops);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 static void kagi__abs_time(struct timespec *ts, double t)
@@ -854,6 +938,11 @@ static void *kagi__committer(void *arg)
             }
         }
         if (!s->head && s->closing) break;
+        /* Pipeline depth two: one batch being synced, one being built. A
+           batch committed but not yet taken by the syncer holds the next
+           one back, so batches grow with the fsync time instead of
+           shrinking into many small commits. */
+        while (s->sy_head && !s->closing) pthread_cond_wait(&s->cv, &s->mu);
         if (s->o.commit_interval_us && s->head) {
             double until = last + s->o.commit_interval_us * 1e-6;
             while (!s->closing && s->qlen < s->o.max_batch && kagi__now() < until) {
@@ -881,13 +970,45 @@ static void *kagi__committer(void *arg)
             gc = 1;
             s->next_gc = last + 1.0;
         }
-        kagi__batch(s, ops, n, gc);
-        while (ops) {
-            kagi_store_op *next = ops->next;
-            ops->next = NULL;
-            ops->done(ops);
-            ops = next;
+        int durable = kagi__batch(s, ops, n, gc);
+        pthread_mutex_lock(&s->mu);
+        if (ops && durable && s->sy_started) {
+            /* committed, not yet on disk: the syncer completes them */
+            if (s->sy_tail) s->sy_tail->next = ops;
+            else s->sy_head = ops;
+            while (ops->next) ops = ops->next;
+            s->sy_tail = ops;
+            pthread_cond_signal(&s->sycv);
+        } else {
+            pthread_mutex_unlock(&s->mu);
+            kagi__complete(ops);
+            pthread_mutex_lock(&s->mu);
         }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Every second a PASSIVE checkpoint (never blocks the committer; rare, as
+ * its fsync of the database delays the WAL fsyncs behind it); when the
+ * WAL passes KAGI__WAL_RESTART frames a RESTART, which waits
+ * for the committer's current transaction and lets the WAL start over. */
+static void *kagi__checkpointer(void *arg)
+{
+    kagi_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->closing) {
+        struct timespec ts;
+        kagi__abs_time(&ts, kagi__now() + 1.0);
+        pthread_cond_timedwait(&s->ckcv, &s->mu, &ts);
+        if (s->closing) break;
+        pthread_mutex_unlock(&s->mu);
+        int frames = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+        if (rc == SQLITE_OK && frames > KAGI__WAL_RESTART)
+            rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_RESTART, &frames, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            kagi__log(KAGI__LOG_WARN, "key store: checkpoint: %s", sqlite3_errmsg(s->ckdb));
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -1024,6 +1145,9 @@ void kagi_store_get_stats(const kagi_store *s, kagi_store_stats *out)
     out->commits = atomic_load(&m->st_commits);
     out->ops = atomic_load(&m->st_ops);
     out->max_batch = atomic_load(&m->st_max_batch);
+    out->fsyncs = atomic_load(&m->st_fsyncs);
+    out->fsync_us = atomic_load(&m->st_fsync_us);
+    out->fsync_max_us = atomic_load(&m->st_fsync_max_us);
 }
 
 /* ---- open / close ---- */
@@ -1073,9 +1197,13 @@ static int kagi__open_db(kagi_store *s, const char *path, const uint8_t key[KAGI
         return kagi__err(KAGI_ERR_IO, "key store %s: %s", path,
                          s->db ? sqlite3_errmsg(s->db) : "cannot open");
     sqlite3_busy_timeout(s->db, 5000);
+    /* Small pages: each commit logs every page it touched, and key rows are
+       small and touched at the ends of their tables. */
+    KAGI__TRY(kagi__exec_sql(s, "PRAGMA page_size=1024"));
     KAGI__TRY(kagi__exec_sql(s, "PRAGMA journal_mode=WAL"));
     KAGI__TRY(kagi__exec_sql(s, "PRAGMA synchronous=FULL; PRAGMA secure_delete=FAST; "
-                                "PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-65536"));
+                                "PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-65536; "
+                                "PRAGMA wal_autocheckpoint=0"));
     {
         /* journal_mode answers with a row: make sure WAL took. */
         sqlite3_stmt *st;
@@ -1235,6 +1363,9 @@ int kagi_store_open(kagi_store **out, const char *path, const uint8_t key[KAGI_S
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
+    pthread_cond_init(&s->ckcv, &ca);
+    pthread_cond_init(&s->sycv, &ca);
+    s->walfd = -1;
     pthread_condattr_destroy(&ca);
     int e = kagi__open_db(s, path, key);
     if (e) {
@@ -1245,11 +1376,27 @@ int kagi_store_open(kagi_store **out, const char *path, const uint8_t key[KAGI_S
     }
     kagi__publish(s);
     s->next_gc = kagi__now();
+    /* The WAL exists (the set-up transactions wrote it, durably): from now
+       on the syncer, not SQLite, makes commits durable. */
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    s->walfd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (s->walfd >= 0 && !getenv("KAGI_XP_NOSYNCER") && kagi__exec_sql(s, "PRAGMA synchronous=OFF") == KAGI_OK)
+        s->sy_started = pthread_create(&s->sythread, NULL, kagi__syncer, s) == 0;
+    if (!s->sy_started) {
+        (void)kagi__exec_sql(s, "PRAGMA synchronous=FULL");
+        kagi__log(KAGI__LOG_WARN, "key store: no syncer; every commit syncs itself");
+    }
     if (pthread_create(&s->thread, NULL, kagi__committer, s) != 0) {
         kagi_store_close(s);
         return kagi__err(KAGI_ERR_NOMEM, "key store: cannot start the committer thread");
     }
     s->started = 1;
+    if (sqlite3_open_v2(path, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(s->ckdb, 2000);
+        s->ck_started = pthread_create(&s->ckthread, NULL, kagi__checkpointer, s) == 0;
+    }
+    if (!s->ck_started) kagi__log(KAGI__LOG_WARN, "key store: no checkpointer thread; checkpoints at close only");
     *out = s;
     return KAGI_OK;
 }
@@ -1264,6 +1411,23 @@ void kagi_store_close(kagi_store *s)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
     }
+    if (s->sy_started) {
+        pthread_mutex_lock(&s->mu);
+        s->sy_closing = 1;
+        pthread_cond_signal(&s->sycv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->sythread, NULL);
+        (void)kagi__exec_sql(s, "PRAGMA synchronous=FULL");
+    }
+    if (s->walfd >= 0) close(s->walfd);
+    if (s->ck_started) {
+        pthread_mutex_lock(&s->mu);
+        s->closing = 1;
+        pthread_cond_signal(&s->ckcv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->ckthread, NULL);
+    }
+    if (s->ckdb) sqlite3_close(s->ckdb);
     for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(s->st[i]);
     if (s->db) {
         sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
@@ -1274,6 +1438,8 @@ void kagi_store_close(kagi_store *s)
     kagi__idmap_free(&s->idx);
     free(s->undo);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->ckcv);
+    pthread_cond_destroy(&s->sycv);
     pthread_mutex_destroy(&s->mu);
     kagi_wipe(s, sizeof *s);
     free(s);

@@ -21,7 +21,7 @@
  * each response within timeout seconds of its last progress (a
  * slow-sending or slow-reading client is closed); idle kept-alive
  * connections are closed after the same time. */
-/* accept4, SO_REUSEPORT, malloc_usable_size: Linux. */
+/* accept4, SO_REUSEPORT: Linux. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -67,6 +67,7 @@ typedef struct kagi__conn {
     int identified;               /* 0 not yet, 1 an SAE of ours, -1 not */
     int close_after;              /* close once the response is out */
     int sent_continue;
+    int closed;                   /* closed: freed at the end of the loop iteration */
     int dead;                     /* closed with a call in flight: freed when it returns */
     char sae[KAGI_SAE_ID_MAX + 1];
     char peer[64];
@@ -78,6 +79,7 @@ typedef struct kagi__conn {
     size_t out_len, out_off;
     kagi__call *call;             /* in flight in the store */
     struct kagi__conn *prev, *next;
+    struct kagi__conn *zombie;    /* next on the worker's list of closed ones */
 } kagi__conn;
 
 struct kagi__call {
@@ -102,6 +104,7 @@ struct kagi__worker {
     kagi__call *done_head, *done_tail;
     kagi__conn conns;             /* list sentinel */
     unsigned n_conns, max_conns;
+    kagi__conn *zombies;          /* closed this iteration, freed at its end */
     kagi__call *free_calls;       /* reused between requests */
     unsigned n_free;
     double next_tick;
@@ -288,16 +291,16 @@ static void kagi__finish(kagi__call *c)
     const char *what = c->r.call == KAGI_ETSI_ENC_KEYS ? "enc_keys" : "dec_keys";
     kagi_store_op *op = &c->op;
     conn->call = NULL;
-    if (conn->dead) {
+    int dead = conn->dead;
+    if (dead) {
         if (op->result == KAGI_STORE_DONE) {
             kagi__logbuf_add(&w->log, KAGI__LOG_WARN, "%s %s: client gone before the response; these "
                              "keys were taken from the store and are lost (never delivered twice):",
                              what, c->caller);
             kagi__log_ids(&w->log, what, c, 0);
         }
-        kagi_wipe(conn->in, conn->in_cap);
-        free(conn->in);
-        free(conn);
+        conn->zombie = w->zombies; /* freed at the end of this loop iteration */
+        w->zombies = conn;
     } else {
         int code;
         switch (op->result) {
@@ -332,7 +335,7 @@ static void kagi__finish(kagi__call *c)
     kagi_store_op_clear(op);
     atomic_fetch_sub(&w->k->inflight, 1);
     kagi__call_put(w, c);
-    if (!conn->dead && conn->call == NULL && conn->state == C_WRITE) kagi__conn_io(conn);
+    if (!dead && conn->state == C_WRITE) kagi__conn_io(conn);
 }
 
 /* Committer thread: hand the finished call to its worker. */
@@ -596,13 +599,27 @@ static void kagi__conn_close(kagi__conn *c, const char *why)
     w->n_conns--;
     if (w->n_conns < w->max_conns) kagi__listen_on(w, 1);
     kagi__out_free(c);
+    c->closed = 1;
     if (c->call) {
         c->dead = 1; /* freed when its call comes back */
         return;
     }
-    kagi_wipe(c->in, c->in_cap);
-    free(c->in);
-    free(c);
+    c->zombie = w->zombies;
+    w->zombies = c;
+}
+
+/* Free the connections closed during a loop iteration (an event later in
+ * the same iteration may still name one: it is skipped, not touched
+ * after free). */
+static void kagi__reap(kagi__worker *w)
+{
+    while (w->zombies) {
+        kagi__conn *c = w->zombies;
+        w->zombies = c->zombie;
+        kagi_wipe(c->in, c->in_cap);
+        free(c->in);
+        free(c);
+    }
 }
 
 /* Drive a connection as far as it goes without blocking. */
@@ -729,6 +746,22 @@ static void kagi__conn_io(kagi__conn *c)
     }
 }
 
+/* Socket reads that return less than asked drained the socket: the next
+ * bytes will raise a new edge, so no read(2) is spent just to learn
+ * EAGAIN. */
+static long kagi__bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+                         size_t *processed)
+{
+    (void)argp;
+    (void)argi;
+    (void)argl;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+        kagi__conn *c = (kagi__conn *)BIO_get_callback_arg(b);
+        if (c && (ret <= 0 || (processed && *processed < len))) c->can_read = 0;
+    }
+    return ret;
+}
+
 static void kagi__accept(kagi__worker *w)
 {
     for (;;) {
@@ -758,6 +791,9 @@ static void kagi__accept(kagi__worker *w)
             continue;
         }
         SSL_set_accept_state(ssl);
+        BIO *rb = SSL_get_rbio(ssl);
+        BIO_set_callback_ex(rb, kagi__bio_cb);
+        BIO_set_callback_arg(rb, (char *)c);
         c->w = w;
         c->fd = fd;
         c->ssl = ssl;
@@ -816,6 +852,7 @@ static void *kagi__worker_main(void *arg)
                 kagi__on_done(w);
             } else {
                 kagi__conn *c = p;
+                if (c->closed) continue;
                 uint32_t e = evs[i].events;
                 if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->can_read = 1;
                 if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->can_write = 1;
@@ -831,6 +868,7 @@ static void *kagi__worker_main(void *arg)
             w->next_tick = now + 1;
             kagi__tick(w);
         }
+        kagi__reap(w);
         kagi__logbuf_flush(&w->log);
     }
     return NULL;
@@ -998,12 +1036,13 @@ static void kagi__workers_free(kagi__kme *k)
             kagi_store_op_clear(&c->op);
             c->conn->call = NULL;
             if (c->conn->dead) {
-                free(c->conn->in);
-                free(c->conn);
+                c->conn->zombie = w->zombies;
+                w->zombies = c->conn;
             }
             free(c);
         }
         while (w->conns.next != &w->conns) kagi__conn_close(w->conns.next, NULL);
+        kagi__reap(w);
         for (kagi__call *c = w->free_calls, *n; c; c = n) {
             n = c->next;
             free(c);
@@ -1153,8 +1192,10 @@ int kagi_kme_run(const kagi_kme_config *c)
         kagi__log_setup(2, KAGI__LOG_WARN);
         return kagi__err(e, "%s", why);
     }
-    kagi__log(KAGI__LOG_INFO, "stopped cleanly: %llu store operations in %llu commits", (unsigned long long)st.ops,
-              (unsigned long long)st.commits);
+    kagi__log(KAGI__LOG_INFO, "stopped cleanly: %llu store operations in %llu commits; %llu fsyncs, "
+              "mean %.3f ms, max %.3f ms", (unsigned long long)st.ops, (unsigned long long)st.commits,
+              (unsigned long long)st.fsyncs, st.fsyncs ? (double)st.fsync_us / (double)st.fsyncs / 1e3 : 0.0,
+              (double)st.fsync_max_us / 1e3);
     if (c->ready_file[0]) unlink(c->ready_file);
     if (logfd != 2) close(logfd);
     kagi__log_setup(2, KAGI__LOG_WARN);

@@ -18,6 +18,7 @@ int kagi_scenario_new(kagi_scenario **out)
     sc->seed = 1;
     sc->mac_bits = 256;
     sc->route_reserve = 100;
+    sc->start_utc = NAN;
     *out = sc;
     return KAGI_OK;
 }
@@ -31,6 +32,8 @@ void kagi_scenario_free(kagi_scenario *sc)
     free(sc->links);
     free(sc->demands);
     free(sc->events);
+    free(sc->stations);
+    free(sc->satellites);
     free(sc);
 }
 
@@ -56,6 +59,42 @@ void kagi_sc_demand_defaults(kagi_sc_demand *d)
     d->split = 1;
     d->start_s = 0;
     d->stop_s = INFINITY;
+}
+
+void kagi_sc_station_defaults(kagi_sc_station *g)
+{
+    memset(g, 0, sizeof *g);
+    g->min_el_deg = 10;
+    snprintf(g->preset, sizeof g->preset, "micius");
+    if (kagi_fso_preset("micius", &g->link) != KAGI_OK) memset(&g->link, 0, sizeof g->link);
+}
+
+void kagi_sc_satellite_defaults(kagi_sc_satellite *s)
+{
+    memset(s, 0, sizeof *s);
+    s->passes_per_block = 1;
+    s->step_s = 10;
+    snprintf(s->preset, sizeof s->preset, "micius");
+    if (kagi_fso_preset("micius", &s->link) != KAGI_OK) memset(&s->link, 0, sizeof s->link);
+}
+
+void kagi_sc_pair_link(const kagi_scenario *sc, size_t sat, size_t gs, kagi_fso_link *out)
+{
+    const kagi_fso_link *p = &sc->satellites[sat].link;
+    *out = sc->stations[gs].link;
+    out->fso.direction = p->fso.direction;
+    out->fso.wavelength_m = p->fso.wavelength_m;
+    out->fso.tx_aperture_m = p->fso.tx_aperture_m;
+    out->fso.divergence_rad = p->fso.divergence_rad;
+    out->fso.pointing_jitter_rad = p->fso.pointing_jitter_rad;
+    memcpy(out->qkd.mu, p->qkd.mu, sizeof out->qkd.mu);
+    memcpy(out->qkd.p_mu, p->qkd.p_mu, sizeof out->qkd.p_mu);
+    out->qkd.p_x = p->qkd.p_x;
+    out->qkd.send_prob = p->qkd.send_prob;
+    out->qkd.clock_hz = p->qkd.clock_hz;
+    out->qkd.f_ec = p->qkd.f_ec;
+    out->qkd.eps_sec = p->qkd.eps_sec;
+    out->qkd.eps_cor = p->qkd.eps_cor;
 }
 
 /* Grow an array of elem-sized items to hold one more. */
@@ -110,6 +149,68 @@ int kagi_scenario_add_event(kagi_scenario *sc, const kagi_sc_event *e)
     KAGI__TRY(kagi__grow((void **)&sc->events, sc->nevents, &sc->cap_[3], sizeof *e));
     sc->events[sc->nevents++] = *e;
     return KAGI_OK;
+}
+
+int kagi_scenario_add_station(kagi_scenario *sc, const kagi_sc_station *g, size_t *index)
+{
+    KAGI__TRY(kagi__grow((void **)&sc->stations, sc->nstations, &sc->cap_[4], sizeof *g));
+    sc->stations[sc->nstations] = *g;
+    if (index) *index = sc->nstations;
+    sc->nstations++;
+    return KAGI_OK;
+}
+
+int kagi_scenario_add_satellite(kagi_scenario *sc, const kagi_sc_satellite *s, size_t *index)
+{
+    KAGI__TRY(kagi__grow((void **)&sc->satellites, sc->nsatellites, &sc->cap_[5], sizeof *s));
+    sc->satellites[sc->nsatellites] = *s;
+    if (index) *index = sc->nsatellites;
+    sc->nsatellites++;
+    return KAGI_OK;
+}
+
+int kagi_scenario_link_satellites(kagi_scenario *sc)
+{
+    if (!sc->nsatellites || !sc->nstations) return KAGI_OK;
+    size_t np = sc->nsatellites * sc->nstations;
+    uint8_t *have = calloc(np, 1);
+    if (!have) return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
+    for (size_t i = 0; i < sc->nlinks; i++) {
+        const kagi_sc_link *l = &sc->links[i];
+        if (l->sat && l->gs && l->sat <= sc->nsatellites && l->gs <= sc->nstations)
+            have[(l->sat - 1) * sc->nstations + (l->gs - 1)] = 1;
+    }
+    int rc = KAGI_OK;
+    for (size_t k = 0; k < sc->nsatellites && !rc; k++)
+        for (size_t g = 0; g < sc->nstations && !rc; g++) {
+            if (have[k * sc->nstations + g]) continue;
+            const kagi_sc_satellite *sa = &sc->satellites[k];
+            const kagi_sc_station *st = &sc->stations[g];
+            if (sa->node >= sc->nnodes || st->node >= sc->nnodes) {
+                rc = kagi__err(KAGI_ERR_ARG, "satellites[%zu] or stations[%zu]: node index out "
+                               "of range", k, g);
+                break;
+            }
+            kagi_sc_link l;
+            kagi_sc_link_defaults(&l);
+            l.kind = KAGI_SC_LINK_SCHEDULED;
+            l.a = sa->node;
+            l.b = st->node;
+            l.sat = k + 1;
+            l.gs = g + 1;
+            l.line = sa->line;
+            const char *an = sc->nodes[l.a].name, *bn = sc->nodes[l.b].name;
+            size_t la = strlen(an), lb = strlen(bn);
+            if (la + lb + 1 < KAGI_SC_NAME_MAX) {
+                memcpy(l.name, an, la);
+                l.name[la] = '-';
+                memcpy(l.name + la + 1, bn, lb + 1);
+            } else /* too long for "SAT-STATION": the indices keep it unique */
+                snprintf(l.name, sizeof l.name, "sat%zu-gs%zu", k, g);
+            rc = kagi_scenario_add_link(sc, &l, NULL);
+        }
+    free(have);
+    return rc;
 }
 
 long kagi_scenario_node(const kagi_scenario *sc, const char *name)
@@ -353,6 +454,131 @@ static int kagi__check_demands(const kagi_scenario *sc)
     return KAGI_OK;
 }
 
+/* Ground stations, satellites and their links. role[n]: 0 a plain node,
+ * 1 + g for ground station g, a negative -(1 + k) for satellite k. */
+static int kagi__check_space(const kagi_scenario *sc)
+{
+    if (!sc->nsatellites && !sc->nstations) {
+        for (size_t i = 0; i < sc->nlinks; i++)
+            if (sc->links[i].sat || sc->links[i].gs)
+                KAGI__BAD(sc->links[i].line, "links[%zu] (%s): a satellite link without "
+                          "satellites or ground stations", i, sc->links[i].name);
+        return KAGI_OK;
+    }
+    if (sc->nsatellites > 10000 || sc->nstations > 100000)
+        KAGI__BAD(0, "scenario too large (at most 10^4 satellites and 10^5 ground stations)");
+    if (sc->nsatellites && !isfinite(sc->start_utc))
+        KAGI__BAD(0, "start: a scenario with satellites needs the UTC time it starts at");
+    if (isfinite(sc->start_utc) && !(sc->start_utc > -2208988800.0 && sc->start_utc < 4102444800.0))
+        KAGI__BAD(0, "start: %g s is outside the years 1900-2100", sc->start_utc);
+    long *role = calloc(sc->nnodes + 1, sizeof *role);
+    if (!role) return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
+    int rc = KAGI_OK;
+    char at[320], msg[900];
+    size_t line = 0;
+#define KAGI__SBAD(ln, ...)                                                                  \
+    do {                                                                                     \
+        line = (ln);                                                                         \
+        snprintf(msg, sizeof msg, __VA_ARGS__);                                              \
+        rc = KAGI_ERR_ARG;                                                                   \
+        goto done;                                                                           \
+    } while (0)
+    for (size_t g = 0; g < sc->nstations; g++) {
+        const kagi_sc_station *st = &sc->stations[g];
+        if (st->node >= sc->nnodes) KAGI__SBAD(st->line, "ground_stations[%zu]: node index out of range", g);
+        const char *nm = sc->nodes[st->node].name;
+        if (role[st->node])
+            KAGI__SBAD(st->line, "ground_stations[%zu] (%s): node %s already has a ground station",
+                       g, nm, nm);
+        role[st->node] = (long)g + 1;
+        if (!(st->alt_m >= -500 && st->alt_m <= 9000))
+            KAGI__SBAD(st->line, "ground_stations[%zu] (%s): alt_m: %g m is outside [-500, 9000]",
+                       g, nm, st->alt_m);
+        if (!(st->min_el_deg >= 0 && st->min_el_deg <= 89))
+            KAGI__SBAD(st->line, "ground_stations[%zu] (%s): min_elevation: %g deg is outside "
+                       "[0, 89]", g, nm, st->min_el_deg);
+        if (kagi_fso_check(&st->link) != KAGI_OK)
+            KAGI__SBAD(st->line, "ground_stations[%zu] (%s): %s", g, nm, kagi_errdetail());
+    }
+    for (size_t k = 0; k < sc->nsatellites; k++) {
+        const kagi_sc_satellite *sa = &sc->satellites[k];
+        if (sa->node >= sc->nnodes) KAGI__SBAD(sa->line, "satellites[%zu]: node index out of range", k);
+        const char *nm = sc->nodes[sa->node].name;
+        if (role[sa->node])
+            KAGI__SBAD(sa->line, "satellites[%zu] (%s): node %s is already a %s", k, nm, nm,
+                       role[sa->node] > 0 ? "ground station" : "satellite");
+        role[sa->node] = -(long)k - 1;
+        if (sa->passes_per_block < 1 || sa->passes_per_block > 1000)
+            KAGI__SBAD(sa->line, "satellites[%zu] (%s): passes_per_block: %u is outside 1..1000",
+                       k, nm, sa->passes_per_block);
+        if (!(sa->step_s >= 0.01 && sa->step_s <= 600))
+            KAGI__SBAD(sa->line, "satellites[%zu] (%s): pass_step: %g s is outside [0.01 s, 10m]",
+                       k, nm, sa->step_s);
+        if (kagi_fso_check(&sa->link) != KAGI_OK)
+            KAGI__SBAD(sa->line, "satellites[%zu] (%s): %s", k, nm, kagi_errdetail());
+        kagi_sat *o = NULL;
+        if (kagi_sat_new(&sa->tle, &o) != KAGI_OK)
+            KAGI__SBAD(sa->line, "satellites[%zu] (%s): tle: %s", k, nm, kagi_errdetail());
+        kagi_sat_free(o);
+    }
+    for (size_t i = 0; i < sc->nlinks; i++) {
+        const kagi_sc_link *l = &sc->links[i];
+        if (!l->sat && !l->gs) {
+            if (role[l->a] < 0 || role[l->b] < 0)
+                KAGI__SBAD(l->line, "links[%zu] (%s): %s is a satellite: only its satellite links "
+                           "may join it", i, l->name,
+                           sc->nodes[role[l->a] < 0 ? l->a : l->b].name);
+            continue;
+        }
+        if (!l->sat || !l->gs || l->sat > sc->nsatellites || l->gs > sc->nstations)
+            KAGI__SBAD(l->line, "links[%zu] (%s): satellite or ground station index out of range",
+                       i, l->name);
+        size_t sn = sc->satellites[l->sat - 1].node, gn = sc->stations[l->gs - 1].node;
+        if (l->kind != KAGI_SC_LINK_SCHEDULED ||
+            !((l->a == sn && l->b == gn) || (l->a == gn && l->b == sn)))
+            KAGI__SBAD(l->line, "links[%zu] (%s): a satellite link must be scheduled and join its "
+                       "satellite's node to its ground station's", i, l->name);
+        kagi_fso_link pl;
+        kagi_sc_pair_link(sc, l->sat - 1, l->gs - 1, &pl);
+        if (kagi_fso_check(&pl) != KAGI_OK)
+            KAGI__SBAD(l->line, "links[%zu] (%s): satellite %s over %s: %s", i, l->name,
+                       sc->nodes[sn].name, sc->nodes[gn].name, kagi_errdetail());
+    }
+    /* one link per (satellite, station) pair */
+    if (sc->nsatellites && sc->nstations &&
+        sc->nsatellites <= 100000000 / (sc->nstations ? sc->nstations : 1)) {
+        uint8_t *have = calloc(sc->nsatellites * sc->nstations, 1);
+        if (!have) {
+            free(role);
+            return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
+        }
+        for (size_t i = 0; i < sc->nlinks && !rc; i++) {
+            const kagi_sc_link *l = &sc->links[i];
+            if (!l->sat) continue;
+            uint8_t *h = &have[(l->sat - 1) * sc->nstations + (l->gs - 1)];
+            if (*h) {
+                line = l->line;
+                snprintf(msg, sizeof msg, "links[%zu] (%s): a second link of satellite %s over "
+                         "%s", i, l->name, sc->nodes[sc->satellites[l->sat - 1].node].name,
+                         sc->nodes[sc->stations[l->gs - 1].node].name);
+                rc = KAGI_ERR_ARG;
+            }
+            *h = 1;
+        }
+        free(have);
+    }
+#undef KAGI__SBAD
+done:
+    free(role);
+    if (rc) {
+        char d[sizeof msg];
+        memcpy(d, msg, sizeof d);
+        kagi__at(sc, line, at, sizeof at);
+        return kagi__err(rc, "%s%s", at, d);
+    }
+    return KAGI_OK;
+}
+
 int kagi__scenario_validate(const kagi_scenario *sc, int need_sorted)
 {
     if (!(sc->duration_s > 0 && sc->duration_s <= 20 * 365.25 * 86400))
@@ -385,6 +611,7 @@ int kagi__scenario_validate(const kagi_scenario *sc, int need_sorted)
     KAGI__TRY(kagi__check_links(sc));
     KAGI__TRY(kagi__unique_names(sc, "links", sc->nlinks, sc->links, sizeof *sc->links,
                                  offsetof(kagi_sc_link, line)));
+    KAGI__TRY(kagi__check_space(sc));
     KAGI__TRY(kagi__check_demands(sc));
     for (size_t i = 0; i < sc->nevents; i++) {
         const kagi_sc_event *e = &sc->events[i];

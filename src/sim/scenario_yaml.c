@@ -19,6 +19,8 @@
 typedef struct kagi__y {
     yaml_document_t doc;
     const char *origin;
+    const char *text; /* the scenario's text, for positions inside block scalars */
+    size_t len;
     kagi_scenario *sc;
 } kagi__y;
 
@@ -843,14 +845,500 @@ static int kagi__events(kagi__y *y, kagi__yn *seq)
     return KAGI_OK;
 }
 
+/* ---- Ground stations and satellites ------------------------------------------------ */
+
+/* Free-space keys: a ground station sets the receiving end, a satellite
+ * its payload (kagi_sc_pair_link puts them together). Units as kagi pass:
+ * metres, radians, seconds, per pulse. */
+static const char *const kagi__ground_fso_keys[] = {
+    "rx_aperture", "fov", "rx_efficiency", "zenith_transmittance", "r0", "scintillation",
+    "background_night", "background_day", "detector_efficiency", "dark_count", "afterpulse",
+    "afterpulse_model", "dead_time", "misalignment"};
+static const char *const kagi__payload_fso_keys[] = {
+    "wavelength", "tx_aperture", "divergence", "pointing_jitter", "mu", "decoy_mu",
+    "vacuum_mu", "p_mu", "p_x", "clock", "ec_efficiency", "eps_sec", "eps_cor"};
+#define KAGI__NGROUND_FSO 14
+#define KAGI__NPAYLOAD_FSO 13
+
+/* [PS, PD]: signal and decoy probabilities, the vacuum the rest. */
+static int kagi__pmu(kagi__y *y, kagi__yn *v, const char *path, double p_mu[3])
+{
+    size_t n = 0;
+    KAGI__TRY(kagi__seq(y, v, path, &n));
+    if (n != 2)
+        return kagi__yerr(y, v, path, "expected [PS, PD]: signal and decoy probabilities (the "
+                          "vacuum gets the rest)");
+    double a, b;
+    KAGI__TRY(kagi__num(y, kagi__item(y, v, 0), path, 0, 0, 1, 0, "", &a));
+    KAGI__TRY(kagi__num(y, kagi__item(y, v, 1), path, 0, 0, 1, 0, "", &b));
+    if (!(a + b < 1))
+        return kagi__yerr(y, v, path, "%g + %g is impossible: must be below 1 (the vacuum gets "
+                          "the rest)", a, b);
+    p_mu[0] = a;
+    p_mu[1] = b;
+    p_mu[2] = 1 - a - b;
+    return KAGI_OK;
+}
+
+/* One ground-side free-space key (index into kagi__ground_fso_keys). */
+static int kagi__ground_fso(kagi__y *y, size_t k, kagi__yn *v, const char *path, kagi_fso_link *l)
+{
+    kagi_fso *f = &l->fso;
+    kagi_link *q = &l->qkd;
+    const char *s;
+    switch (k) {
+    case 0: return kagi__num(y, v, path, 0, 0, 100, 1, "m", &f->rx_aperture_m);
+    case 1: return kagi__num(y, v, path, 0, 1, 1, 1, "rad", &f->rx_fov_rad);
+    case 2: return kagi__num(y, v, path, 0, 0, 1, 1, "", &f->rx_efficiency);
+    case 3: return kagi__num(y, v, path, 0, 0, 1, 1, "", &f->zenith_transmittance);
+    case 4: return kagi__num(y, v, path, 0, 1, 100, 1, "m", &f->r0_zenith_m);
+    case 5: return kagi__num(y, v, path, 0, 1, 10, 1, "", &f->scintillation_index);
+    case 6: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &f->background_night);
+    case 7: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &f->background_day);
+    case 8: return kagi__num(y, v, path, 0, 0, 1, 1, "", &q->det_eff);
+    case 9: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &q->dark_count);
+    case 10: return kagi__num(y, v, path, 0, 1, 1, 0, "", &q->afterpulse);
+    case 11:
+        KAGI__TRY(kagi__scalar(y, v, path, &s));
+        if (!strcmp(s, "gate"))
+            q->afterpulse_model = KAGI_AFTERPULSE_GATE;
+        else if (!strcmp(s, "lim"))
+            q->afterpulse_model = KAGI_AFTERPULSE_LIM;
+        else
+            return kagi__yerr(y, v, path, "'%s' is not gate or lim", s);
+        return KAGI_OK;
+    case 12: return kagi__num(y, v, path, 0, 1, 1, 1, "s", &q->dead_time_s);
+    default: return kagi__num(y, v, path, 0, 1, 0.5, 1, "", &q->misalignment);
+    }
+}
+
+/* One payload free-space key (index into kagi__payload_fso_keys). */
+static int kagi__payload_fso(kagi__y *y, size_t k, kagi__yn *v, const char *path,
+                             kagi_fso_link *l)
+{
+    kagi_fso *f = &l->fso;
+    kagi_link *q = &l->qkd;
+    switch (k) {
+    case 0: return kagi__num(y, v, path, 1e-7, 1, 1e-4, 1, "m", &f->wavelength_m);
+    case 1: return kagi__num(y, v, path, 0, 0, 100, 1, "m", &f->tx_aperture_m);
+    case 2: return kagi__num(y, v, path, 0, 1, 0.1, 1, "rad", &f->divergence_rad);
+    case 3: return kagi__num(y, v, path, 0, 1, 0.1, 1, "rad", &f->pointing_jitter_rad);
+    case 4: return kagi__num(y, v, path, 0, 0, 100, 1, "photons", &q->mu[0]);
+    case 5: return kagi__num(y, v, path, 0, 0, 100, 1, "photons", &q->mu[1]);
+    case 6: return kagi__num(y, v, path, 0, 1, 100, 1, "photons", &q->mu[2]);
+    case 7: return kagi__pmu(y, v, path, q->p_mu);
+    case 8: return kagi__num(y, v, path, 0, 0, 1, 0, "", &q->p_x);
+    case 9: return kagi__num(y, v, path, 0, 0, 1e15, 1, "Hz", &q->clock_hz);
+    case 10: return kagi__num(y, v, path, 1, 1, 10, 1, "", &q->f_ec);
+    case 11: return kagi__num(y, v, path, 0, 0, 1, 0, "", &q->eps_sec);
+    default: return kagi__num(y, v, path, 0, 0, 1, 0, "", &q->eps_cor);
+    }
+}
+
+static long kagi__index_of(const char *key, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], key)) return (long)i;
+    return -1;
+}
+
+/* A key of the other end in this item: say where it belongs. */
+static int kagi__misplaced(kagi__y *y, kagi__yn *m, const char *path, const char *const *other,
+                           size_t nother, const char *where)
+{
+    if (!m || m->type != YAML_MAPPING_NODE) return KAGI_OK;
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        kagi__yn *k = kagi__node(y, p->key);
+        if (!k || k->type != YAML_SCALAR_NODE) continue;
+        const char *key = (const char *)k->data.scalar.value;
+        if (kagi__index_of(key, other, nother) >= 0) {
+            char kp[300];
+            snprintf(kp, sizeof kp, "%s.%.60s", path, key);
+            return kagi__yerr(y, k, kp, "belongs to %s", where);
+        }
+    }
+    return KAGI_OK;
+}
+
+/* The preset named by the item's link: key (default micius) into *l. */
+static int kagi__preset(kagi__y *y, kagi__yn *it, const char *path, char name[32],
+                        kagi_fso_link *l)
+{
+    kagi__yn *v = kagi__get(y, it, "link");
+    char p[300];
+    snprintf(p, sizeof p, "%s.link", path);
+    if (v) KAGI__TRY(kagi__str(y, v, p, name, 32));
+    else snprintf(name, 32, "micius");
+    if (kagi_fso_preset(name, l) != KAGI_OK) {
+        char d[400];
+        snprintf(d, sizeof d, "%s", kagi_errdetail());
+        return kagi__yerr(y, v, p, "%s", d);
+    }
+    return KAGI_OK;
+}
+
+static const char *const kagi__gs_keys[] = {"name", "lat", "lon", "alt_m", "trusted", "capacity",
+                                            "min_elevation", "link"};
+#define KAGI__NGS 8
+
+typedef struct kagi__gctx {
+    kagi_sc_node n;
+    kagi_sc_station g;
+} kagi__gctx;
+
+static int kagi__gs_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, void *ctx)
+{
+    kagi__gctx *c = ctx;
+    switch (k) {
+    case 0: return kagi__name(y, v, path, c->n.name);
+    case 1: return kagi__num(y, v, path, -90, 1, 90, 1, "degrees", &c->n.lat_deg);
+    case 2: return kagi__num(y, v, path, -180, 1, 180, 1, "degrees", &c->n.lon_deg);
+    case 3: return kagi__num(y, v, path, -500, 1, 9000, 1, "m", &c->g.alt_m);
+    case 4: return kagi__bool(y, v, path, &c->n.trusted);
+    case 5: return kagi__bits(y, v, path, 1, (uint64_t)1 << 60, &c->n.capacity_bits);
+    case 6: return kagi__num(y, v, path, 0, 1, 89, 1, "degrees", &c->g.min_el_deg);
+    case 7: return KAGI_OK; /* the preset, read first */
+    default: return kagi__ground_fso(y, k - KAGI__NGS, v, path, &c->g.link);
+    }
+}
+
+static int kagi__stations(kagi__y *y, kagi__yn *seq)
+{
+    const char *keys[KAGI__NGS + KAGI__NGROUND_FSO];
+    memcpy(keys, kagi__gs_keys, sizeof kagi__gs_keys);
+    memcpy(keys + KAGI__NGS, kagi__ground_fso_keys, sizeof kagi__ground_fso_keys);
+    size_t n = 0;
+    KAGI__TRY(kagi__seq(y, seq, "ground_stations", &n));
+    for (size_t i = 0; i < n; i++) {
+        kagi__yn *it = kagi__item(y, seq, i);
+        char path[64];
+        snprintf(path, sizeof path, "ground_stations[%zu]", i);
+        kagi__gctx c;
+        memset(&c, 0, sizeof c);
+        c.n = (kagi_sc_node){.trusted = 1, .capacity_bits = 1000000000, .lat_deg = NAN,
+                             .lon_deg = NAN, .line = it ? it->start_mark.line + 1 : 0};
+        kagi_sc_station_defaults(&c.g);
+        c.g.line = c.n.line;
+        KAGI__TRY(kagi__misplaced(y, it, path, kagi__payload_fso_keys, KAGI__NPAYLOAD_FSO,
+                                  "the satellite's payload (satellites[].KEY), not a ground "
+                                  "station"));
+        if (it && it->type == YAML_MAPPING_NODE)
+            KAGI__TRY(kagi__preset(y, it, path, c.g.preset, &c.g.link));
+        KAGI__TRY(kagi__map(y, it, path, keys, KAGI__NGS + KAGI__NGROUND_FSO, NULL,
+                            kagi__gs_pair, &c));
+        static const char *const req[] = {"name", "lat", "lon"};
+        for (size_t r = 0; r < 3; r++)
+            if (!kagi__get(y, it, req[r]))
+                return kagi__yerr(y, it, path, "missing key '%s'", req[r]);
+        if (kagi_scenario_node(y->sc, c.n.name) >= 0)
+            return kagi__yerr(y, kagi__get(y, it, "name"), path, "name '%s' is used twice",
+                              c.n.name);
+        if (kagi_fso_check(&c.g.link) != KAGI_OK) {
+            char d[400];
+            snprintf(d, sizeof d, "%s", kagi_errdetail());
+            return kagi__yerr(y, it, path, "%s", d);
+        }
+        KAGI__TRY(kagi_scenario_add_node(y->sc, &c.n, &c.g.node));
+        KAGI__TRY(kagi_scenario_add_station(y->sc, &c.g, NULL));
+    }
+    return KAGI_OK;
+}
+
+static const char *const kagi__sat_keys[] = {"name", "tle", "tle_file", "tle_id", "link",
+                                             "capacity", "passes_per_block", "night_only",
+                                             "pass_step"};
+#define KAGI__NSAT 9
+
+typedef struct kagi__sctx {
+    kagi_sc_node n;
+    kagi_sc_satellite s;
+} kagi__sctx;
+
+static int kagi__sat_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, void *ctx)
+{
+    kagi__sctx *c = ctx;
+    uint64_t u;
+    switch (k) {
+    case 0: return kagi__name(y, v, path, c->n.name);
+    case 1: case 2: case 3: case 4: return KAGI_OK; /* the orbit and preset, read apart */
+    case 5: return kagi__bits(y, v, path, 1, (uint64_t)1 << 60, &c->n.capacity_bits);
+    case 6:
+        KAGI__TRY(kagi__u64(y, v, path, 1, 1000, &u));
+        c->s.passes_per_block = (unsigned)u;
+        return KAGI_OK;
+    case 7: return kagi__bool(y, v, path, &c->s.night_only);
+    case 8:
+        KAGI__TRY(kagi__dur(y, v, path, 0, &c->s.step_s));
+        if (!(c->s.step_s >= 0.01 && c->s.step_s <= 600))
+            return kagi__yerr(y, v, path, "%s is impossible: must lie in [10ms, 10m]",
+                              (const char *)v->data.scalar.value);
+        return KAGI_OK;
+    default: return kagi__payload_fso(y, k - KAGI__NSAT, v, path, &c->s.link);
+    }
+}
+
+/* Line ln (1-based) of the scenario text and its indentation. */
+static size_t kagi__indent_of(const kagi__y *y, size_t ln)
+{
+    const char *p = y->text, *end = y->text + y->len;
+    for (size_t l = 1; l < ln && p < end; p++)
+        if (*p == '\n') l++;
+    size_t n = 0;
+    while (p + n < end && p[n] == ' ') n++;
+    return n;
+}
+
+/* A TLE failure "TLE line L, column C: what" at file positions: line L of
+ * the set is at (*lines)[L - 1], column C at cols[L - 1] + C - 1. */
+static int kagi__tle_err(kagi__y *y, kagi__yn *at, const char *path, const size_t *lines,
+                         const size_t *cols)
+{
+    char d[400];
+    snprintf(d, sizeof d, "%s", kagi_errdetail());
+    int L = 0, C = 0;
+    if (lines && sscanf(d, "TLE line %d, column %d", &L, &C) == 2 && (L == 1 || L == 2) &&
+        C >= 1 && C <= 80 && lines[L - 1])
+        return kagi__err(KAGI_ERR_FORMAT, "%s:%zu:%zu: %s: %s", y->origin, lines[L - 1],
+                         cols[L - 1] + (size_t)C - 1, path, d);
+    return kagi__yerr(y, at, path, "%s", d);
+}
+
+/* tle: two (or three, a name first) lines, as a list or a block of text. */
+static int kagi__tle_inline(kagi__y *y, kagi__yn *v, const char *path, kagi_tle *out)
+{
+    char ln[3][96];
+    size_t lines[3] = {0, 0, 0}, cols[3] = {0, 0, 0}, n = 0;
+    if (v && v->type == YAML_SEQUENCE_NODE) {
+        size_t k = 0;
+        KAGI__TRY(kagi__seq(y, v, path, &k));
+        if (k != 2 && k != 3)
+            return kagi__yerr(y, v, path, "expected the element set's 2 lines (or 3, a name "
+                              "first), got %zu", k);
+        for (size_t i = 0; i < k; i++) {
+            kagi__yn *e = kagi__item(y, v, i);
+            char p[320];
+            snprintf(p, sizeof p, "%s[%zu]", path, i);
+            KAGI__TRY(kagi__str(y, e, p, ln[i], sizeof ln[i]));
+            lines[i] = e->start_mark.line + 1;
+            cols[i] = e->start_mark.column + 1 +
+                      (e->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                       e->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+        }
+        n = k;
+    } else {
+        const char *s;
+        KAGI__TRY(kagi__scalar(y, v, path, &s));
+        int block = v->data.scalar.style == YAML_LITERAL_SCALAR_STYLE;
+        size_t row = 0; /* line of the text, from 0 */
+        for (const char *p = s; *p; row++) {
+            const char *e = strchr(p, '\n');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            while (len && (p[len - 1] == ' ' || p[len - 1] == '\r')) len--;
+            if (len) {
+                if (n == 3)
+                    return kagi__yerr(y, v, path, "more than the element set's 2 lines (or 3, a "
+                                      "name first)");
+                if (len >= sizeof ln[n])
+                    return kagi__yerr(y, v, path, "line %zu of the element set is longer than "
+                                      "%zu characters", n + 1, sizeof ln[n] - 1);
+                memcpy(ln[n], p, len);
+                ln[n][len] = 0;
+                if (block) { /* the text starts on the line after the '|' */
+                    lines[n] = v->start_mark.line + 2 + row;
+                    cols[n] = kagi__indent_of(y, lines[n]) + 1;
+                }
+                n++;
+            }
+            p = e ? e + 1 : p + strlen(p);
+        }
+        if (n < 2)
+            return kagi__yerr(y, v, path, "expected the element set's 2 lines (or 3, a name "
+                              "first), got %zu: give them as a list, or as a block of text "
+                              "after 'tle: |'", n);
+    }
+    size_t f = n - 2; /* a name line first */
+    if (kagi_tle_parse(ln[f], ln[f + 1], 0, out) != KAGI_OK)
+        return kagi__tle_err(y, v, path, lines[f] ? lines + f : NULL, cols + f);
+    if (f) {
+        const char *nm = ln[0];
+        if (nm[0] == '0' && nm[1] == ' ') nm += 2;
+        size_t l = strnlen(nm, sizeof out->name - 1);
+        memcpy(out->name, nm, l);
+        out->name[l] = 0;
+    }
+    out->source_line = lines[f];
+    return KAGI_OK;
+}
+
+/* tle_file: a file of element sets, relative to the scenario's folder;
+ * tle_id (or else the satellite's name, when the file holds several)
+ * picks one. */
+static int kagi__tle_file(kagi__y *y, kagi__yn *it, const char *path, kagi_tle *out)
+{
+    kagi__yn *v = kagi__get(y, it, "tle_file"), *idn = kagi__get(y, it, "tle_id");
+    char p[320], file[4096], id[64] = "";
+    snprintf(p, sizeof p, "%s.tle_file", path);
+    const char *rel;
+    KAGI__TRY(kagi__scalar(y, v, p, &rel));
+    const char *slash = strrchr(y->origin, '/');
+    int n = rel[0] == '/' || !slash
+                ? snprintf(file, sizeof file, "%s", rel)
+                : snprintf(file, sizeof file, "%.*s/%s", (int)(slash - y->origin), y->origin, rel);
+    if (n < 0 || (size_t)n >= sizeof file) return kagi__yerr(y, v, p, "path too long");
+    if (idn) {
+        char ip[320];
+        snprintf(ip, sizeof ip, "%s.tle_id", path);
+        KAGI__TRY(kagi__str(y, idn, ip, id, sizeof id));
+    }
+    kagi_tle *list = NULL;
+    size_t count = 0;
+    if (kagi_tle_read_file(file, 0, &list, &count) != KAGI_OK) {
+        char d[600];
+        snprintf(d, sizeof d, "%s", kagi_errdetail());
+        return kagi__yerr(y, v, p, "%s", d);
+    }
+    const kagi_tle *t = NULL;
+    kagi__yn *name = kagi__get(y, it, "name");
+    if (id[0]) {
+        t = kagi_tle_find(list, count, id);
+        if (!t) {
+            kagi_tle_free(list);
+            char ip[320];
+            snprintf(ip, sizeof ip, "%s.tle_id", path);
+            return kagi__yerr(y, idn, ip, "no element set numbered or named '%s' in %s", id,
+                              file);
+        }
+    } else if (count == 1) {
+        t = list;
+    } else {
+        const char *nm = name && name->type == YAML_SCALAR_NODE
+                             ? (const char *)name->data.scalar.value : NULL;
+        t = nm ? kagi_tle_find(list, count, nm) : NULL;
+        if (!t) {
+            kagi_tle_free(list);
+            return kagi__yerr(y, v, p, "%s holds %zu element sets: pick one with tle_id "
+                              "(catalogue number or name)%s", file, count,
+                              nm ? ", or a satellite name that is one of theirs" : "");
+        }
+    }
+    *out = *t;
+    kagi_tle_free(list);
+    return KAGI_OK;
+}
+
+static int kagi__satellites(kagi__y *y, kagi__yn *seq)
+{
+    const char *keys[KAGI__NSAT + KAGI__NPAYLOAD_FSO];
+    memcpy(keys, kagi__sat_keys, sizeof kagi__sat_keys);
+    memcpy(keys + KAGI__NSAT, kagi__payload_fso_keys, sizeof kagi__payload_fso_keys);
+    size_t n = 0;
+    KAGI__TRY(kagi__seq(y, seq, "satellites", &n));
+    for (size_t i = 0; i < n; i++) {
+        kagi__yn *it = kagi__item(y, seq, i);
+        char path[64], p[96];
+        snprintf(path, sizeof path, "satellites[%zu]", i);
+        kagi__sctx c;
+        memset(&c, 0, sizeof c);
+        c.n = (kagi_sc_node){.trusted = 1, .capacity_bits = 1000000000,
+                             .line = it ? it->start_mark.line + 1 : 0};
+        kagi_sc_satellite_defaults(&c.s);
+        c.s.line = c.n.line;
+        KAGI__TRY(kagi__misplaced(y, it, path, kagi__ground_fso_keys, KAGI__NGROUND_FSO,
+                                  "the ground station's receiver (ground_stations[].KEY), not "
+                                  "a satellite"));
+        if (it && it->type == YAML_MAPPING_NODE)
+            KAGI__TRY(kagi__preset(y, it, path, c.s.preset, &c.s.link));
+        KAGI__TRY(kagi__map(y, it, path, keys, KAGI__NSAT + KAGI__NPAYLOAD_FSO, NULL,
+                            kagi__sat_pair, &c));
+        kagi__yn *tle = kagi__get(y, it, "tle"), *file = kagi__get(y, it, "tle_file");
+        if (tle && file)
+            return kagi__yerr(y, file, path, "tle_file: give the orbit once: tle (the lines) or "
+                              "tle_file");
+        if (!tle && !file)
+            return kagi__yerr(y, it, path, "missing key 'tle' (the element set's lines) or "
+                              "'tle_file'");
+        if (kagi__get(y, it, "tle_id") && !file)
+            return kagi__yerr(y, kagi__get(y, it, "tle_id"), path, "tle_id: picks a set of "
+                              "tle_file (there is none)");
+        snprintf(p, sizeof p, "%s.tle", path);
+        if (tle)
+            KAGI__TRY(kagi__tle_inline(y, tle, p, &c.s.tle));
+        else
+            KAGI__TRY(kagi__tle_file(y, it, path, &c.s.tle));
+        kagi__yn *at = tle ? tle : file;
+        if (tle == NULL) snprintf(p, sizeof p, "%s.tle_file", path);
+        kagi_sat *o = NULL;
+        if (kagi_sat_new(&c.s.tle, &o) != KAGI_OK) {
+            char d[400];
+            snprintf(d, sizeof d, "%s", kagi_errdetail());
+            return kagi__yerr(y, at, p, "SGP4 cannot start from this element set: %s", d);
+        }
+        kagi_sat_free(o);
+        if (!kagi__get(y, it, "name")) { /* the set's name, else its number */
+            char nm[80];
+            if (c.s.tle.name[0]) snprintf(nm, sizeof nm, "%s", c.s.tle.name);
+            else snprintf(nm, sizeof nm, "SAT-%s", c.s.tle.satnum);
+            size_t l = strlen(nm);
+            while (l && nm[l - 1] == ' ') nm[--l] = 0;
+            if (l >= KAGI_SC_NAME_MAX || kagi__name_problem(nm))
+                return kagi__yerr(y, it, path, "the element set's name '%s' cannot name the "
+                                  "satellite: give it a name:", nm);
+            memcpy(c.n.name, nm, l + 1);
+        }
+        if (kagi_scenario_node(y->sc, c.n.name) >= 0)
+            return kagi__yerr(y, kagi__get(y, it, "name") ? kagi__get(y, it, "name") : it, path,
+                              "name '%s' is used twice", c.n.name);
+        if (kagi_fso_check(&c.s.link) != KAGI_OK) {
+            char d[400];
+            snprintf(d, sizeof d, "%s", kagi_errdetail());
+            return kagi__yerr(y, it, path, "%s", d);
+        }
+        c.n.lat_deg = c.n.lon_deg = 0; /* the sub-satellite point at the start: below */
+        KAGI__TRY(kagi_scenario_add_node(y->sc, &c.n, &c.s.node));
+        KAGI__TRY(kagi_scenario_add_satellite(y->sc, &c.s, NULL));
+    }
+    return KAGI_OK;
+}
+
+/* Default start (the first satellite's epoch) and every satellite node's
+ * position: its sub-satellite point then. */
+static int kagi__place_satellites(kagi__y *y, kagi__yn *seq)
+{
+    kagi_scenario *sc = y->sc;
+    if (!sc->nsatellites) return KAGI_OK;
+    if (!isfinite(sc->start_utc)) sc->start_utc = sc->satellites[0].tle.epoch;
+    for (size_t k = 0; k < sc->nsatellites; k++) {
+        kagi_sc_satellite *sa = &sc->satellites[k];
+        kagi_sat *o = NULL;
+        double r[3], re[3], alt;
+        kagi_sc_node *nd = &sc->nodes[sa->node];
+        int rc = kagi_sat_new(&sa->tle, &o);
+        if (rc == KAGI_OK) rc = kagi_sat_at(o, sc->start_utc, r, NULL);
+        kagi_sat_free(o);
+        if (rc != KAGI_OK) {
+            char d[400], path[64];
+            snprintf(d, sizeof d, "%s", kagi_errdetail());
+            snprintf(path, sizeof path, "satellites[%zu]", k);
+            return kagi__yerr(y, kagi__item(y, seq, k), path, "its orbit fails at the start: %s",
+                              d);
+        }
+        kagi_teme_to_ecef(sc->start_utc, r, NULL, re, NULL);
+        kagi_ecef_to_geodetic(re, &nd->lat_deg, &nd->lon_deg, &alt);
+        if (nd->lon_deg > 180) nd->lon_deg -= 360;
+    }
+    return KAGI_OK;
+}
+
 /* ---- Top level -------------------------------------------------------------------- */
 
 static const char *const kagi__top_keys[] = {"name", "duration", "seed", "sample", "mac_bits",
                                              "route_reserve", "link_defaults", "nodes", "links",
-                                             "demands", "events"};
+                                             "demands", "events", "start", "ground_stations",
+                                             "satellites"};
+#define KAGI__NTOP 14
 
 typedef struct kagi__tctx {
-    kagi__yn *part[11];
+    kagi__yn *part[KAGI__NTOP];
 } kagi__tctx;
 
 static int kagi__top_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, void *ctx)
@@ -873,6 +1361,19 @@ static int kagi__top_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, v
         return KAGI_OK;
     case 4: return kagi__bits(y, v, path, 0, 1000000, &sc->mac_bits);
     case 5: return kagi__num(y, v, path, 0, 1, 1e9, 1, "", &sc->route_reserve);
+    case 11: {
+        const char *s;
+        KAGI__TRY(kagi__scalar(y, v, path, &s));
+        if (kagi_utc_parse(s, &sc->start_utc) != KAGI_OK) {
+            char d[300];
+            snprintf(d, sizeof d, "%s", kagi_errdetail());
+            return kagi__yerr(y, v, path, "'%s' is not a UTC time like 2016-12-19T12:00:00Z: %s",
+                              s, d);
+        }
+        if (!(sc->start_utc > -2208988800.0 && sc->start_utc < 4102444800.0))
+            return kagi__yerr(y, v, path, "'%s' is outside the years 1900-2100", s);
+        return KAGI_OK;
+    }
     default: return KAGI_OK; /* sections: below, in dependency order */
     }
 }
@@ -883,12 +1384,11 @@ static int kagi__load_doc(kagi__y *y)
     if (!root) return kagi__yerr(y, NULL, "", "the file is empty");
     kagi__tctx c;
     memset(&c, 0, sizeof c);
-    KAGI__TRY(kagi__map(y, root, "", kagi__top_keys, 11,
-                        " (the satellite segment, satellites: and ground_stations:, comes with "
-                        "the free-space link model)",
-                        kagi__top_pair, &c));
-    if (!c.part[7]) return kagi__yerr(y, root, "nodes", "missing (a list of nodes)");
-    if (!c.part[8]) return kagi__yerr(y, root, "links", "missing (a list of links)");
+    KAGI__TRY(kagi__map(y, root, "", kagi__top_keys, KAGI__NTOP, NULL, kagi__top_pair, &c));
+    if (!c.part[7] && !c.part[12])
+        return kagi__yerr(y, root, "nodes", "missing (a list of nodes)");
+    if (!c.part[8] && !c.part[12] && !c.part[13])
+        return kagi__yerr(y, root, "links", "missing (a list of links)");
     kagi_sc_link def;
     kagi_sc_link_defaults(&def);
     if (c.part[6]) {
@@ -896,8 +1396,12 @@ static int kagi__load_doc(kagi__y *y)
         KAGI__TRY(kagi__map(y, c.part[6], "link_defaults", kagi__link_keys, KAGI__NMODEL, NULL,
                             kagi__defaults_pair, &lc));
     }
-    KAGI__TRY(kagi__nodes(y, c.part[7]));
-    KAGI__TRY(kagi__links(y, c.part[8], &def));
+    if (c.part[7]) KAGI__TRY(kagi__nodes(y, c.part[7]));
+    if (c.part[12]) KAGI__TRY(kagi__stations(y, c.part[12]));
+    if (c.part[13]) KAGI__TRY(kagi__satellites(y, c.part[13]));
+    if (c.part[13]) KAGI__TRY(kagi__place_satellites(y, c.part[13]));
+    if (c.part[8]) KAGI__TRY(kagi__links(y, c.part[8], &def));
+    KAGI__TRY(kagi_scenario_link_satellites(y->sc));
     if (c.part[9]) KAGI__TRY(kagi__demands(y, c.part[9]));
     if (c.part[10]) KAGI__TRY(kagi__events(y, c.part[10]));
     /* What only the whole can tell (names, cross-field values, the link
@@ -950,6 +1454,8 @@ int kagi_scenario_parse(const char *text, size_t len, const char *origin, kagi_s
     kagi__y y;
     memset(&y, 0, sizeof y);
     y.origin = origin;
+    y.text = text;
+    y.len = len;
     KAGI__TRY(kagi_scenario_new(&y.sc));
     snprintf(y.sc->origin, sizeof y.sc->origin, "%s", origin);
     yaml_parser_t p;

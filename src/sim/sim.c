@@ -199,6 +199,23 @@ static int kagi__merge_windows(kagi__lk *l, const kagi_sc_link *sl, kagi_sc_wind
     return KAGI_OK;
 }
 
+/* Two sorted window lists into one (malloc'd, or NULL when both are
+ * empty); their overlaps are found by kagi__merge_windows. */
+static int kagi__join_windows(const kagi_sc_window *a, size_t na, const kagi_sc_window *b,
+                              size_t nb, kagi_sc_window **out, size_t *n)
+{
+    *out = NULL;
+    *n = na + nb;
+    if (!*n) return KAGI_OK;
+    kagi_sc_window *w = malloc(*n * sizeof *w);
+    if (!w) return kagi__err(KAGI_ERR_NOMEM, "sim: out of memory");
+    size_t i = 0, j = 0, k = 0;
+    while (i < na || j < nb)
+        w[k++] = j >= nb || (i < na && a[i].t0_s <= b[j].t0_s) ? a[i++] : b[j++];
+    *out = w;
+    return KAGI_OK;
+}
+
 /* Rate, QBER and delivery size of one link. */
 static int kagi__link_rate(kagi_sim *s, size_t i)
 {
@@ -217,8 +234,12 @@ static int kagi__link_rate(kagi_sim *s, size_t i)
         return KAGI_OK;
     }
     if (sl->kind == KAGI_SC_LINK_SCHEDULED) {
-        kagi_sc_window *extra = NULL;
-        size_t nextra = 0;
+        kagi_sc_window *extra = NULL, *both = NULL;
+        size_t nextra = 0, nboth = 0;
+        if (sl->sat) { /* no fixed length (the range varies), a QBER per pass */
+            l->length_km = NAN;
+            l->qber_model = NAN;
+        }
         if (s->opts.windows) {
             int rc = s->opts.windows(s->opts.windows_ctx, s->sc, i, 0, s->end, &extra, &nextra);
             if (rc != KAGI_OK) {
@@ -226,8 +247,12 @@ static int kagi__link_rate(kagi_sim *s, size_t i)
                 return rc;
             }
         }
-        int rc = kagi__merge_windows(l, sl, extra, nextra);
+        int rc = kagi__join_windows(s->pwin[i], s->npwin[i], extra, nextra, &both, &nboth);
         free(extra);
+        if (rc == KAGI_OK) rc = kagi__merge_windows(l, sl, both, nboth);
+        free(both);
+        free(s->pwin[i]);
+        s->pwin[i] = NULL;
         if (rc) return rc;
         double bits = 0, span = 0;
         for (size_t w = 0; w < l->nwin; w++) {
@@ -307,6 +332,12 @@ static void kagi__pool_caps(kagi_sim *s)
 
 static int kagi__schedule_next_request(kagi_sim *s, size_t i);
 
+static int kagi__cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 int kagi_sim_new(const kagi_scenario *sc, const kagi_sim_opts *opts, kagi_sim **out)
 {
     KAGI__TRY(kagi__scenario_validate(sc, 1));
@@ -361,6 +392,7 @@ int kagi_sim_new(const kagi_scenario *sc, const kagi_sim_opts *opts, kagi_sim **
         }
         free(fill);
     }
+    if ((rc = kagi__passes_compute(s)) != KAGI_OK) goto fail;
     for (size_t i = 0; i < s->nl; i++) {
         kagi__lk *l = &s->lk[i];
         l->a = (uint32_t)sc->links[i].a;
@@ -369,8 +401,24 @@ int kagi_sim_new(const kagi_scenario *sc, const kagi_sim_opts *opts, kagi_sim **
         if ((rc = kagi__link_rate(s, i)) != KAGI_OK) goto fail;
         l->qber = l->qber_model;
     }
+    free(s->pwin);
+    free(s->npwin);
+    s->pwin = NULL;
+    s->npwin = NULL;
     kagi__pool_caps(s);
-    for (size_t i = 0; i < s->nl; i++) kagi__set_producing(s, &s->lk[i]);
+    s->first_t = malloc((s->nl + 1) * sizeof *s->first_t);
+    if (!s->first_t) {
+        rc = KAGI_ERR_NOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < s->nl; i++) {
+        kagi__lk *l = &s->lk[i];
+        kagi__set_producing(s, l);
+        if (l->kind != KAGI_SC_LINK_SCHEDULED && isfinite(l->next_due))
+            s->first_t[s->nfirst++] = l->next_due;
+    }
+    qsort(s->first_t, s->nfirst, sizeof *s->first_t, kagi__cmp_double);
+    s->warm = s->nfirst ? s->first_t[s->nfirst - 1] : 0;
     if ((rc = kagi__route_init(s)) != KAGI_OK) goto fail;
     /* Scenario events go into the queue one at a time (the next one when
      * the previous is applied), ahead of everything else at their time. */
@@ -383,7 +431,10 @@ int kagi_sim_new(const kagi_scenario *sc, const kagi_sim_opts *opts, kagi_sim **
         kagi_rng_seed(&m->rng, kagi__mix(s->seed ^ kagi__mix(i + 1)));
         if (d->nschedule) {
             m->sched_k = calloc(d->nschedule, sizeof *m->sched_k);
-            if (!m->sched_k) goto fail;
+            if (!m->sched_k) {
+                rc = KAGI_ERR_NOMEM;
+                goto fail;
+            }
         } else {
             m->interval_s = (double)d->key_bits / d->rate_bps;
         }
@@ -403,6 +454,11 @@ void kagi_sim_free(kagi_sim *s)
 {
     if (!s) return;
     for (size_t i = 0; s->lk && i < s->nl; i++) free(s->lk[i].win);
+    for (size_t i = 0; s->pwin && i < s->nl; i++) free(s->pwin[i]);
+    free(s->pwin);
+    free(s->npwin);
+    free(s->pass);
+    free(s->first_t);
     for (size_t i = 0; s->dm && i < s->nd; i++) {
         free(s->dm[i].sched_k);
         free(s->dm[i].qt);
@@ -483,6 +539,17 @@ static int kagi__node_ok(const kagi_sim *s, uint32_t n) { return s->up[n]; }
 static int kagi__cached_ok(kagi_sim *s, kagi__dm *m, const kagi_sc_demand *d, uint64_t size)
 {
     if (!m->npaths || m->npaths != d->split) return 0;
+    /* found while some links had not delivered a first block: look again
+     * once another has (else the first makeshift route sticks) */
+    if (m->route_t < s->warm) {
+        size_t lo = 0, hi = s->nfirst; /* the first delivery after route_t */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (s->first_t[mid] <= m->route_t) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < s->nfirst && s->first_t[lo] <= s->now) return 0;
+    }
     const uint32_t *p = m->path;
     const double reserve = s->sc->route_reserve, now = s->now;
     const int recheck = m->topo != s->topo;
@@ -501,7 +568,9 @@ static int kagi__cached_ok(kagi_sim *s, kagi__dm *m, const kagi_sc_demand *d, ui
                 at = next;
             }
             kagi__mat(s, l, now);
-            if (l->pool < thr) return 0;
+            /* a satellite link's pool is a stock between passes: spent
+             * until it cannot cover the hop (docs/sim.md, routing) */
+            if (l->pool < (l->kind == KAGI_SC_LINK_SCHEDULED ? need : thr)) return 0;
         }
         p += h;
     }
@@ -563,6 +632,7 @@ static int kagi__try_serve(kagi_sim *s, size_t i, uint64_t size, double t_req, i
         memcpy(m->plen, plen, sizeof plen);
         m->npaths = got;
         m->topo = s->topo;
+        m->route_t = s->now;
     }
     kagi__draw(s, m, size);
     double w = s->now - t_req;
@@ -863,6 +933,18 @@ int kagi_sim_check(const kagi_sim *s)
                              (unsigned long long)l->relay_msgs, (unsigned long long)sc->mac_bits,
                              (unsigned long long)l->direct_bits);
         }
+        if (l->kind == KAGI_SC_LINK_SCHEDULED) {
+            /* no key before the end of the window (pass) that carries it */
+            uint64_t ended = 0;
+            for (size_t w = 0; w < l->nwin && l->win[w].t1_s <= s->now; w++)
+                ended += l->win[w].bits;
+            if (l->generated > ended) {
+                free(used);
+                return kagi__err(KAGI_ERR_VERIFY, "sim invariant: link %s at %g s generated %llu "
+                                 "bits, more than its ended windows carried (%llu)", nm, s->now,
+                                 (unsigned long long)l->generated, (unsigned long long)ended);
+            }
+        }
         used[l->a] += l->pool;
         used[l->b] += l->pool;
         consumed += l->consumed;
@@ -965,6 +1047,14 @@ void kagi_sim_get_totals(const kagi_sim *s, kagi_sim_totals *o)
         kagi__lk l = s->lk[i];
         kagi__mat((kagi_sim *)s, &l, s->now);
         o->blocks += l.blocks;
+    }
+    for (size_t j = 0; j < s->npass; j++) {
+        const kagi_sim_pass *p = &s->pass[j];
+        o->passes++;
+        o->passes_night += p->light == KAGI_SIM_NIGHT;
+        o->passes_used += p->used != 0;
+        o->passes_with_key += p->used && p->pass_key_bits > 0;
+        o->pass_key_bits += p->key_bits;
     }
 }
 

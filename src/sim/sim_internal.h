@@ -72,6 +72,7 @@ typedef struct kagi__dm {
     size_t qlen;
     uint32_t *path;          /* cached route: npaths paths of plen[i] links */
     uint64_t topo;           /* ... found at this topology epoch */
+    double route_t;          /* ... at this time */
     uint32_t npaths;
     uint32_t plen[8];
     uint64_t requests, served, served_bits, drawn_bits, hop_msgs;
@@ -99,6 +100,11 @@ struct kagi_sim {
     uint8_t *up;             /* per node */
     uint8_t *trusted;        /* per node */
     uint64_t topo;           /* bumped by every event that changes a link or node */
+    double warm;             /* every fibre link has delivered its first block */
+    double *first_t;         /* when each fibre link delivers its first block,
+                                sorted: a route found before one of them is
+                                found again after it */
+    size_t nfirst;
     uint32_t *adj_off, *adj, *adjn; /* CSR: links at each node, and their far ends */
     kagi__lk *lk;
     kagi__dm *dm;
@@ -116,6 +122,11 @@ struct kagi_sim {
     double *st;
     uint64_t *s_link;        /* [sample][link][3] */
     uint32_t *s_dem;         /* [sample][demand][4] */
+    /* satellite passes (passes.c) */
+    kagi_sim_pass *pass;
+    size_t npass;
+    kagi_sc_window **pwin;   /* set-up only: each link's pass windows */
+    size_t *npwin;
     /* log */
     kagi_sim_log *log;
     size_t nlog;
@@ -124,6 +135,10 @@ struct kagi_sim {
     double wall_last;
     int finished;
 };
+
+/* Every pass of every satellite link, their keys and windows (into
+ * s->pass and s->pwin; passes.c). */
+int kagi__passes_compute(kagi_sim *s);
 
 /* Bring link l's pool up to time t (lazy production). */
 void kagi__mat_slow(kagi_sim *s, kagi__lk *l, double t);
