@@ -2,13 +2,13 @@
  * over every ground station in the run (kagi_passes), the key of each pass
  * or block of passes by the free-space model (kagi_fso_pass_run,
  * kagi_fso_key_of), and the windows of the satellite links that carry it.
- * Computed once, when the simulation is set up. Work shared between a
- * satellite's stations: one kagi_sat, and a coarse track of its direction
- * (every minute or so) that tells, for each station, the stretches of the
- * run when the satellite cannot be in view, so that kagi_passes scans
- * only the others. A pass that night_only leaves out is not modelled at
- * all (its AOS or LOS is not at night, so the model's every-sample night
- * test would fail). */
+ * Computed once, when the simulation is set up: a satellite is propagated
+ * by one kagi_sat for all its stations, and a pass that night_only leaves
+ * out is not modelled at all (its AOS or LOS is not at night, so the
+ * model's every-sample night test would fail). (A coarse track shared by
+ * a satellite's stations, to scan only where passes can be, was tried:
+ * kagi_passes already skips those stretches cheaply, and the cost is in
+ * refining each pass, so it saved under 10%.) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,144 +46,6 @@ static int kagi__push_pass(kagi_sim *s, const kagi_sim_pass *p, size_t *cap)
     return KAGI_OK;
 }
 
-/* ---- Coarse track: where passes cannot be ------------------------------- */
-
-#define KAGI__PI 3.14159265358979323846
-#define KAGI__MU 398600.8              /* km^3/s^2, WGS-72 as SGP4 */
-#define KAGI__RE 6378.135              /* km, WGS-72 */
-#define KAGI__OMEGA_E 7.292115146706979e-5
-
-/* The satellite's Earth-fixed unit direction every h seconds over the run,
- * and bounds: the largest orbit radius and the fastest angular rate of
- * that direction (the orbit's at perigee plus the Earth's), from the mean
- * elements with wide margins (SGP4's perturbations move the radius by a
- * few percent at most over a run). ok = 0: no track (the scans then cover
- * the whole run). */
-typedef struct kagi__track {
-    double *u;       /* 3 per sample */
-    size_t n;
-    double t0, t1, h, rmax, omega;
-    int ok;
-} kagi__track;
-
-static void kagi__track_make(kagi__track *tr, kagi_sat *sat, const kagi_tle *tle, double t0,
-                             double t1)
-{
-    tr->ok = 0;
-    double n = tle->mean_motion * 2 * KAGI__PI / 86400; /* rad/s */
-    double a = cbrt(KAGI__MU / (n * n)), e = tle->ecc;
-    double rp = a * (1 - e), ra = a * (1 + e), rmin = 0.9 * rp;
-    tr->rmax = 1.1 * ra + 50;
-    tr->omega = 1.25 * sqrt(KAGI__MU * a * (1 - e * e)) / (rmin * rmin) + KAGI__OMEGA_E;
-    tr->h = fmin(60, 2 * KAGI__PI / n / 100);
-    tr->t0 = t0;
-    tr->t1 = t1;
-    if (!(rmin > KAGI__RE * 0.5) || !(tr->h > 0.1)) return;
-    double span = (t1 - t0) / tr->h;
-    if (!(span < 5e7)) return;
-    size_t cnt = (size_t)ceil(span) + 1;
-    if (cnt > tr->n) {
-        double *u = realloc(tr->u, 3 * cnt * sizeof *u);
-        if (!u) return;
-        tr->u = u;
-    }
-    tr->n = cnt;
-    for (size_t k = 0; k < cnt; k++) {
-        double t = fmin(t0 + (double)k * tr->h, t1), r[3], re[3];
-        if (kagi_sat_at(sat, t, r, NULL) != KAGI_OK) return; /* kagi_passes will say */
-        kagi_teme_to_ecef(t, r, NULL, re, NULL);
-        double m = sqrt(re[0] * re[0] + re[1] * re[1] + re[2] * re[2]);
-        if (!(m > 0)) return;
-        for (int c = 0; c < 3; c++) tr->u[3 * k + c] = re[c] / m;
-    }
-    tr->ok = 1;
-}
-
-/* Every pass of sat over st in the run: kagi_passes over the stretches
- * the track leaves possible. Between two samples the direction's angle
- * to the station, theta, changes at most omega per second, so an
- * interval whose ends satisfy (theta_a + theta_b - omega h) / 2 >
- * theta_lim (the angle beyond which the satellite, as high as rmax, is
- * below the minimum elevation less a 1.5 degree margin for the geodetic
- * vertical) holds no pass. The others, widened by two intervals on each
- * side and merged, begin and end where the satellite is out of view (or
- * at the run's ends, as a scan of the whole run would), so the scans find
- * the passes a scan of the whole run finds, to kagi_passes' refinement
- * tolerance. */
-static int kagi__find_passes(const kagi__track *tr, kagi_sat *sat, const kagi_station *st,
-                             double min_el, kagi_pass **out, size_t *count)
-{
-    if (!tr->ok) return kagi_passes(sat, st, tr->t0, tr->t1, min_el, out, count);
-    *out = NULL;
-    *count = 0;
-    const double *g = st->ecef_km;
-    double gr = sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
-    double eb = (min_el - 1.5) * KAGI__PI / 180, c = gr * cos(eb) / tr->rmax;
-    double lim = acos(c > 1 ? 1 : c) - eb;
-    kagi_pass *all = NULL;
-    size_t n = 0, cap = 0;
-    double prev = 0, ra = 0, rb = -1; /* the range being gathered */
-    int rc = KAGI_OK;
-    for (size_t k = 0; k <= tr->n && !rc; k++) {
-        int cand = 0;
-        double th = 0;
-        if (k < tr->n) {
-            const double *u = &tr->u[3 * k];
-            double d = (u[0] * g[0] + u[1] * g[1] + u[2] * g[2]) / gr;
-            th = acos(d > 1 ? 1 : d < -1 ? -1 : d);
-            if (k > 0) {
-                double dt = fmin(tr->t0 + (double)k * tr->h, tr->t1) -
-                            (tr->t0 + (double)(k - 1) * tr->h);
-                cand = (prev + th - tr->omega * dt) / 2 <= lim;
-            }
-            prev = th;
-        }
-        if (cand) {
-            double a = fmax(tr->t0 + ((double)k - 3) * tr->h, tr->t0);
-            double b = fmin(tr->t0 + ((double)k + 2) * tr->h, tr->t1);
-            if (rb >= ra && a <= rb) { /* overlaps the range: grow it */
-                rb = b;
-                continue;
-            }
-            if (rb < ra) {
-                ra = a;
-                rb = b;
-                continue;
-            }
-        } else if (k < tr->n || rb < ra) {
-            continue;
-        }
-        /* scan the finished range [ra, rb]; a candidate starts the next */
-        kagi_pass *ps = NULL;
-        size_t np = 0;
-        rc = kagi_passes(sat, st, ra, rb, min_el, &ps, &np);
-        if (!rc && np) {
-            if (n + np > cap) {
-                size_t nc = (n + np) * 2;
-                kagi_pass *q = realloc(all, nc * sizeof *q);
-                if (!q) rc = kagi__err(KAGI_ERR_NOMEM, "sim: out of memory (passes)");
-                else all = q, cap = nc;
-            }
-            if (!rc) memcpy(all + n, ps, np * sizeof *ps);
-            if (!rc) n += np;
-        }
-        kagi_passes_free(ps);
-        if (cand) {
-            ra = fmax(tr->t0 + ((double)k - 3) * tr->h, tr->t0);
-            rb = fmin(tr->t0 + ((double)k + 2) * tr->h, tr->t1);
-        } else {
-            rb = ra - 1;
-        }
-    }
-    if (rc) {
-        free(all);
-        return rc;
-    }
-    *out = all;
-    *count = n;
-    return KAGI_OK;
-}
-
 /* "FILE:LINE: satellites[k] (NAME) over STATION: " into buf. */
 static void kagi__who(const kagi_sim *s, size_t k, size_t g, char *buf, size_t len)
 {
@@ -199,8 +61,8 @@ static void kagi__who(const kagi_sim *s, size_t k, size_t g, char *buf, size_t l
 
 /* The passes of satellite k (propagated by sat) over station g, joined by
  * link li: records in s->pass, windows in s->pwin[li]. */
-static int kagi__pair(kagi_sim *s, kagi_sat *sat, const kagi__track *tr, size_t k, size_t g,
-                      size_t li, size_t *cap)
+static int kagi__pair(kagi_sim *s, kagi_sat *sat, size_t k, size_t g, size_t li,
+                      size_t *cap)
 {
     const kagi_scenario *sc = s->sc;
     const kagi_sc_satellite *sa = &sc->satellites[k];
@@ -217,7 +79,7 @@ static int kagi__pair(kagi_sim *s, kagi_sat *sat, const kagi__track *tr, size_t 
     const double t0 = sc->start_utc;
     kagi_pass *ps = NULL;
     size_t np = 0;
-    int rc = kagi__find_passes(tr, sat, &st, gs->min_el_deg, &ps, &np);
+    int rc = kagi_passes(sat, &st, t0, t0 + s->end, gs->min_el_deg, &ps, &np);
     if (rc != KAGI_OK) {
         char d[400];
         snprintf(d, sizeof d, "%s", kagi_errdetail());
@@ -326,8 +188,6 @@ int kagi__passes_compute(kagi_sim *s)
     size_t *order = malloc((s->nl + 1) * sizeof *order), n = 0, cap = 0;
     if (!order) return kagi__err(KAGI_ERR_NOMEM, "sim: out of memory");
     int rc = KAGI_OK;
-    kagi__track tr;
-    memset(&tr, 0, sizeof tr);
     for (size_t k = 0; k < sc->nsatellites && !rc; k++) {
         n = 0;
         for (size_t i = 0; i < s->nl; i++)
@@ -335,14 +195,10 @@ int kagi__passes_compute(kagi_sim *s)
         if (!n) continue;
         kagi_sat *sat = NULL;
         rc = kagi_sat_new(&sc->satellites[k].tle, &sat);
-        if (!rc)
-            kagi__track_make(&tr, sat, &sc->satellites[k].tle, sc->start_utc,
-                             sc->start_utc + s->end);
         for (size_t j = 0; j < n && !rc; j++)
-            rc = kagi__pair(s, sat, &tr, k, sc->links[order[j]].gs - 1, order[j], &cap);
+            rc = kagi__pair(s, sat, k, sc->links[order[j]].gs - 1, order[j], &cap);
         kagi_sat_free(sat);
     }
-    free(tr.u);
     free(order);
     if (rc) return rc;
     /* group by link (a stable sort: the pairs were done satellite by

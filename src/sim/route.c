@@ -1,7 +1,15 @@
 /* Routing over the key pools: Dijkstra with a cost that grows as pools
  * drain (KAGI__KEY), or with the time a path could serve (KAGI__WHEN: the
  * latest of its hops' ready times, minimised), and node-disjoint paths for
- * keys split into XOR shares, found one after another. */
+ * keys split into XOR shares, found one after another.
+ *
+ * The key-aware search is A*: every hop costs at least 1, so a node's
+ * least hop count to the destination over all links (cut, down or empty
+ * ones too) never overestimates what is left, and it changes by at most
+ * one along a link (consistent); the search then pops only the nodes that
+ * can lie on a path as cheap as the best, instead of a disk around the
+ * source as wide as the distance. The hop counts are one breadth-first
+ * search per destination, kept. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +29,50 @@ int kagi__route_init(kagi_sim *s)
     s->rhcap = 2 * nl + nn + 1;
     s->rh = malloc(s->rhcap * sizeof *s->rh);
     s->tmp_path = malloc((8 * nn + 8) * sizeof *s->tmp_path);
+    s->hslot = malloc(nn * sizeof *s->hslot);
+    s->bfsq = malloc(nn * sizeof *s->bfsq);
     if (!s->dist || !s->hops || !s->prev || !s->seen || !s->ban || !s->lban || !s->rh ||
-        !s->tmp_path)
+        !s->tmp_path || !s->hslot || !s->bfsq)
         return KAGI_ERR_NOMEM;
+    memset(s->hslot, 0xff, nn * sizeof *s->hslot);
+    /* at most 64 MiB of hop counts, and not for networks whose counts could
+     * pass 65534 (a path that long is not a QKD route) */
+    s->hslot_cap = s->nn < 65535 ? ((size_t)64 << 20) / (2 * nn) : 0;
     return KAGI_OK;
+}
+
+/* Least hop counts to dst from every node (UINT16_MAX: none), or NULL
+ * when the cache is full (the search is then plain Dijkstra). */
+static const uint16_t *kagi__hops_to(kagi_sim *s, uint32_t dst)
+{
+    if (s->hslot[dst] != UINT32_MAX) return s->hcache + (size_t)s->hslot[dst] * s->nn;
+    if (s->hslots >= s->hslot_cap) return NULL;
+    if (s->hslots % 64 == 0) { /* grow in steps of 64 destinations */
+        size_t nc = s->hslots + 64 < s->hslot_cap ? s->hslots + 64 : s->hslot_cap;
+        uint16_t *c = realloc(s->hcache, nc * s->nn * sizeof *c);
+        if (!c) {
+            s->hslot_cap = s->hslots; /* no more: plain Dijkstra */
+            return NULL;
+        }
+        s->hcache = c;
+    }
+    uint16_t *h = s->hcache + s->hslots * s->nn;
+    memset(h, 0xff, s->nn * sizeof *h);
+    size_t qh = 0, qt = 0;
+    h[dst] = 0;
+    s->bfsq[qt++] = dst;
+    while (qh < qt) {
+        uint32_t u = s->bfsq[qh++];
+        for (uint32_t k = s->adj_off[u]; k < s->adj_off[u + 1]; k++) {
+            uint32_t v = s->adjn[k];
+            if (h[v] == UINT16_MAX) {
+                h[v] = (uint16_t)(h[u] + 1);
+                s->bfsq[qt++] = v;
+            }
+        }
+    }
+    s->hslot[dst] = (uint32_t)s->hslots++;
+    return h;
 }
 
 /* Min-heap on (d, h): cost, then hops. */
@@ -75,16 +123,22 @@ static uint32_t kagi__one(kagi_sim *s, uint32_t src, uint32_t dst, uint64_t size
     const uint32_t st = s->stamp, bs = s->banstamp;
     const double reserve = s->sc->route_reserve;
     const uint64_t relay_need = size + s->sc->mac_bits;
+    /* heap keys: cost so far plus the hop counts left (A*, KAGI__KEY) */
+    const uint16_t *H = mode == KAGI__KEY ? kagi__hops_to(s, dst) : NULL;
+    if (H && H[src] == UINT16_MAX) return 0;
+#define KAGI__H(v) (H ? (double)H[v] : 0.0)
     s->rhn = 0;
     s->dist[src] = mode == KAGI__KEY ? 0 : s->now;
     s->hops[src] = 0;
     s->seen[src] = st;
-    kagi__hpush(s, s->dist[src], 0, src);
+    kagi__hpush(s, s->dist[src] + KAGI__H(src), 0, src);
     int found = 0;
     while (s->rhn) {
         struct kagi__hn e = kagi__hpop(s);
         uint32_t u = e.n;
-        if (e.d > s->dist[u] || (e.d == s->dist[u] && e.h > s->hops[u])) continue;
+        double f = s->dist[u] + KAGI__H(u);
+        if (e.d > f || (e.d == f && e.h > s->hops[u])) continue; /* a stale entry */
+        const double g = s->dist[u];
         if (u == dst) {
             found = 1;
             break;
@@ -96,26 +150,31 @@ static uint32_t kagi__one(kagi_sim *s, uint32_t src, uint32_t dst, uint64_t size
             kagi__lk *l = &s->lk[li];
             if (!l->usable) continue;
             uint64_t need = (u == src && v == dst) ? size : relay_need;
-            kagi__mat(s, l, s->now);
+            /* a full pool stays full whatever arrived since it was last
+             * brought up to date: the key-aware search only reads it (the
+             * draw that follows brings it up to date first) */
+            if (mode != KAGI__KEY || l->pool != l->cap) kagi__mat(s, l, s->now);
             double c;
             if (mode == KAGI__KEY) {
                 if (l->pool < need) continue;
-                c = e.d + 1 + reserve * (double)need / (double)l->pool;
+                c = g + 1 + reserve * (double)need / (double)l->pool;
             } else {
                 double r = kagi__ready(s, l, need);
                 if (!isfinite(r)) continue;
-                c = r > e.d ? r : e.d;
+                c = r > g ? r : g;
             }
             uint32_t nh = e.h + 1;
+            if (H && H[v] == UINT16_MAX) continue; /* cannot reach dst at all */
             if (s->seen[v] != st || c < s->dist[v] || (c == s->dist[v] && nh < s->hops[v])) {
                 s->seen[v] = st;
                 s->dist[v] = c;
                 s->hops[v] = nh;
                 s->prev[v] = li;
-                kagi__hpush(s, c, nh, v);
+                kagi__hpush(s, c + KAGI__H(v), nh, v);
             }
         }
     }
+#undef KAGI__H
     if (!found) return 0;
     uint32_t n = s->hops[dst], at = dst;
     for (uint32_t j = n; j-- > 0;) {

@@ -481,6 +481,9 @@ void kagi_sim_free(kagi_sim *s)
     free(s->lban);
     free(s->rh);
     free(s->tmp_path);
+    free(s->hcache);
+    free(s->hslot);
+    free(s->bfsq);
     free(s->st);
     free(s->s_link);
     free(s->s_dem);
@@ -567,7 +570,9 @@ static int kagi__cached_ok(kagi_sim *s, kagi__dm *m, const kagi_sc_demand *d, ui
                 if (j + 1 < h && (!s->trusted[next] || !s->up[next])) return 0;
                 at = next;
             }
-            kagi__mat(s, l, now);
+            /* a full pool stays full whatever arrived (kagi__draw brings
+             * it up to date before drawing) */
+            if (l->pool != l->cap) kagi__mat(s, l, now);
             /* a satellite link's pool is a stock between passes: spent
              * until it cannot cover the hop (docs/sim.md, routing) */
             if (l->pool < (l->kind == KAGI_SC_LINK_SCHEDULED ? need : thr)) return 0;
@@ -587,6 +592,7 @@ static void kagi__draw(kagi_sim *s, kagi__dm *m, uint64_t size)
         uint64_t need = kagi__need(s, size, h);
         for (uint32_t j = 0; j < h; j++) {
             kagi__lk *l = &s->lk[p[j]];
+            kagi__mat(s, l, s->now); /* deliveries before the draw first */
             l->pool -= need;
             l->consumed += need;
             if (h == 1) {

@@ -47,8 +47,9 @@ void kagi__evq_free(kagi__evq *q);
 typedef struct kagi__lk {
     _Alignas(64) uint64_t pool;
     double next_due;         /* when the next delivery lands; +inf if none */
+    uint64_t cap;            /* a full pool needs no bringing up to date to be read */
     uint64_t consumed;
-    uint64_t relay_msgs, relay_payload, direct_keys, direct_bits;
+    uint64_t relay_msgs, relay_payload, direct_bits;
     uint8_t usable;          /* not cut, both ends up: may carry relay hops */
     uint8_t kind, cut, eve, producing;
     /* line 2: production */
@@ -56,7 +57,7 @@ typedef struct kagi__lk {
     double chunk_s;          /* seconds per delivery (fibre, fixed) */
     uint64_t done;           /* deliveries counted since on_since */
     uint64_t chunk_bits;     /* bits per delivery */
-    uint64_t cap;
+    uint64_t direct_keys;
     uint64_t generated, blocks;
     uint32_t a, b;
     /* cold */
@@ -117,6 +118,13 @@ struct kagi_sim {
     struct kagi__hn { double d; uint32_t h, n; } *rh;
     size_t rhn, rhcap;
     uint32_t *tmp_path;      /* nn + 1 links */
+    /* A* for key-aware searches: per destination, every node's least hop
+     * count to it over all links (a cost is at least 1 a hop), computed
+     * once (route.c); slots up to a memory cap, then plain Dijkstra */
+    uint16_t *hcache;        /* hslots x nn */
+    uint32_t *hslot;         /* per node: its slot as a destination, or UINT32_MAX */
+    size_t hslots, hslot_cap;
+    uint32_t *bfsq;          /* nn */
     /* series */
     size_t ns, nsmax;
     double *st;
