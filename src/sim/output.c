@@ -793,6 +793,43 @@ static int kagi__rank_cmp(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* A chart of the pool levels of the (up to) 8 links of rk[0..m) with the
+ * largest v, scaled to one byte unit; rk is sorted in place. */
+static int kagi__pool_chart(const kagi_sim *s, const char *dir, FILE *f, kagi__rank *rk, size_t m,
+                            const double *x, double *y, const char *tl, const char *title,
+                            const char *subtitle)
+{
+    const kagi_scenario *sc = s->sc;
+    size_t ns = s->ns;
+    uint64_t maxv = 1;
+    const char *bu;
+    char ylab[96];
+    qsort(rk, m, sizeof *rk, kagi__rank_cmp);
+    if (m > 8) m = 8;
+    for (size_t j = 0; j < m; j++)
+        for (size_t k = 0; k < ns; k++) {
+            uint64_t v = kagi_sim_link_sample(s, k, rk[j].i, KAGI_SIM_POOL);
+            if (v > maxv) maxv = v;
+        }
+    double bs = kagi__bunit((double)maxv, &bu);
+    snprintf(ylab, sizeof ylab, "key in pool (%s)", bu);
+    kagi_plot *p = NULL;
+    int rc = kagi_plot_new(&p, title, tl, ylab, KAGI_PLOT_LINEAR);
+    if (!rc && subtitle) rc = kagi_plot_subtitle(p, subtitle);
+    for (size_t j = 0; j < m && !rc; j++) {
+        for (size_t k = 0; k < ns; k++)
+            y[k] = (double)kagi_sim_link_sample(s, k, rk[j].i, KAGI_SIM_POOL) / bs;
+        rc = kagi_plot_series(p, sc->links[rk[j].i].name, x, y, ns, KAGI_PLOT_SOLID, 0);
+    }
+    if (!rc) {
+        fputs("<figure>", f);
+        rc = kagi__embed(p, dir, f);
+        fputs("</figure>\n", f);
+    }
+    kagi_plot_free(p);
+    return rc;
+}
+
 static int kagi__charts(const kagi_sim *s, const char *dir, FILE *f)
 {
     const kagi_scenario *sc = s->sc;
@@ -808,34 +845,13 @@ static int kagi__charts(const kagi_sim *s, const char *dir, FILE *f)
     kagi_plot *p = NULL;
     /* 1: pool levels of the busiest links */
     if (!rc && s->nl) {
-        uint64_t maxv = 1;
+        size_t m = 0;
         for (size_t i = 0; i < s->nl; i++) {
-            rk[i].v = s->lk[i].consumed;
-            rk[i].i = i;
+            rk[m].v = s->lk[i].consumed;
+            rk[m++].i = i;
         }
-        qsort(rk, s->nl, sizeof *rk, kagi__rank_cmp);
-        size_t m = s->nl < 8 ? s->nl : 8;
-        for (size_t j = 0; j < m; j++)
-            for (size_t k = 0; k < ns; k++) {
-                uint64_t v = kagi_sim_link_sample(s, k, rk[j].i, KAGI_SIM_POOL);
-                if (v > maxv) maxv = v;
-            }
-        double bs = kagi__bunit((double)maxv, &bu);
-        snprintf(ylab, sizeof ylab, "key in pool (%s)", bu);
-        rc = kagi_plot_new(&p, "Key pools of the busiest links", tl, ylab, KAGI_PLOT_LINEAR);
-        if (!rc && s->nl > m) rc = kagi_plot_subtitle(p, "the 8 links that consumed the most key");
-        for (size_t j = 0; j < m && !rc; j++) {
-            for (size_t k = 0; k < ns; k++)
-                y[k] = (double)kagi_sim_link_sample(s, k, rk[j].i, KAGI_SIM_POOL) / bs;
-            rc = kagi_plot_series(p, sc->links[rk[j].i].name, x, y, ns, KAGI_PLOT_SOLID, 0);
-        }
-        if (!rc) {
-            fputs("<figure>", f);
-            rc = kagi__embed(p, dir, f);
-            fputs("</figure>\n", f);
-        }
-        kagi_plot_free(p);
-        p = NULL;
+        rc = kagi__pool_chart(s, dir, f, rk, m, x, y, tl, "Key pools of the busiest links",
+                              s->nl > 8 ? "the 8 links that consumed the most key" : NULL);
     }
     /* 1b: the satellite links' pools: they fill at passes and are far
      * smaller than fibre pools, so they get a chart of their own */
@@ -843,38 +859,15 @@ static int kagi__charts(const kagi_sim *s, const char *dir, FILE *f)
     for (size_t i = 0; i < s->nl; i++) nsat_links += sc->links[i].sat != 0;
     if (!rc && nsat_links) {
         size_t m = 0;
-        uint64_t maxv = 1;
         for (size_t i = 0; i < s->nl; i++)
             if (sc->links[i].sat) {
                 rk[m].v = s->lk[i].generated;
                 rk[m++].i = i;
             }
-        qsort(rk, m, sizeof *rk, kagi__rank_cmp);
-        if (m > 8) m = 8;
-        for (size_t j = 0; j < m; j++)
-            for (size_t k = 0; k < ns; k++) {
-                uint64_t v = kagi_sim_link_sample(s, k, rk[j].i, KAGI_SIM_POOL);
-                if (v > maxv) maxv = v;
-            }
-        double bs = kagi__bunit((double)maxv, &bu);
-        snprintf(ylab, sizeof ylab, "key in pool (%s)", bu);
-        rc = kagi_plot_new(&p, "Key pools of the satellite links", tl, ylab, KAGI_PLOT_LINEAR);
-        if (!rc)
-            rc = kagi_plot_subtitle(p, nsat_links > 8 ? "the 8 that generated the most key; "
-                                    "each pass's key lands at its LOS"
-                                    : "each pass's key lands at its LOS");
-        for (size_t j = 0; j < m && !rc; j++) {
-            for (size_t k = 0; k < ns; k++)
-                y[k] = (double)kagi_sim_link_sample(s, k, rk[j].i, KAGI_SIM_POOL) / bs;
-            rc = kagi_plot_series(p, sc->links[rk[j].i].name, x, y, ns, KAGI_PLOT_SOLID, 0);
-        }
-        if (!rc) {
-            fputs("<figure>", f);
-            rc = kagi__embed(p, dir, f);
-            fputs("</figure>\n", f);
-        }
-        kagi_plot_free(p);
-        p = NULL;
+        rc = kagi__pool_chart(s, dir, f, rk, m, x, y, tl, "Key pools of the satellite links",
+                              nsat_links > 8 ? "the 8 that generated the most key; each pass's "
+                                               "key lands at its LOS"
+                                             : "each pass's key lands at its LOS");
     }
     /* 2: key generated and consumed, whole network */
     if (!rc && s->nl) {

@@ -241,6 +241,20 @@ static int kagi__bool(kagi__y *y, kagi__yn *n, const char *path, int *out)
     return kagi__yerr(y, n, path, "'%s' is not true or false", v);
 }
 
+/* afterpulse_model: gate or lim (docs/keyrate.md). */
+static int kagi__ap_model(kagi__y *y, kagi__yn *n, const char *path, kagi_afterpulse_model *out)
+{
+    const char *v;
+    KAGI__TRY(kagi__scalar(y, n, path, &v));
+    if (!strcmp(v, "gate"))
+        *out = KAGI_AFTERPULSE_GATE;
+    else if (!strcmp(v, "lim"))
+        *out = KAGI_AFTERPULSE_LIM;
+    else
+        return kagi__yerr(y, n, path, "'%s' is not gate or lim", v);
+    return KAGI_OK;
+}
+
 static int kagi__u64(kagi__y *y, kagi__yn *n, const char *path, uint64_t lo, uint64_t hi,
                      uint64_t *out)
 {
@@ -465,14 +479,7 @@ static int kagi__link_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, 
     case 8: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &m->dark_count);
     case 9: return kagi__num(y, v, path, 0, 1, 1, 0, "", &m->afterpulse);
     case 10:
-        KAGI__TRY(kagi__scalar(y, v, path, &s));
-        if (!strcmp(s, "gate"))
-            m->afterpulse_model = KAGI_AFTERPULSE_GATE;
-        else if (!strcmp(s, "lim"))
-            m->afterpulse_model = KAGI_AFTERPULSE_LIM;
-        else
-            return kagi__yerr(y, v, path, "'%s' is not gate or lim", s);
-        return KAGI_OK;
+        return kagi__ap_model(y, v, path, &m->afterpulse_model);
     case 11: return kagi__num(y, v, path, 0, 1, 1, 1, "s", &m->dead_time_s);
     case 12: return kagi__num(y, v, path, 0, 1, 0.5, 1, "", &m->misalignment);
     case 13: return kagi__num(y, v, path, 0, 0, 100, 1, "photons", &m->mu[0]);
@@ -885,7 +892,6 @@ static int kagi__ground_fso(kagi__y *y, size_t k, kagi__yn *v, const char *path,
 {
     kagi_fso *f = &l->fso;
     kagi_link *q = &l->qkd;
-    const char *s;
     switch (k) {
     case 0: return kagi__num(y, v, path, 0, 0, 100, 1, "m", &f->rx_aperture_m);
     case 1: return kagi__num(y, v, path, 0, 1, 1, 1, "rad", &f->rx_fov_rad);
@@ -899,14 +905,7 @@ static int kagi__ground_fso(kagi__y *y, size_t k, kagi__yn *v, const char *path,
     case 9: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &q->dark_count);
     case 10: return kagi__num(y, v, path, 0, 1, 1, 0, "", &q->afterpulse);
     case 11:
-        KAGI__TRY(kagi__scalar(y, v, path, &s));
-        if (!strcmp(s, "gate"))
-            q->afterpulse_model = KAGI_AFTERPULSE_GATE;
-        else if (!strcmp(s, "lim"))
-            q->afterpulse_model = KAGI_AFTERPULSE_LIM;
-        else
-            return kagi__yerr(y, v, path, "'%s' is not gate or lim", s);
-        return KAGI_OK;
+        return kagi__ap_model(y, v, path, &q->afterpulse_model);
     case 12: return kagi__num(y, v, path, 0, 1, 1, 1, "s", &q->dead_time_s);
     default: return kagi__num(y, v, path, 0, 1, 0.5, 1, "", &q->misalignment);
     }
