@@ -34,7 +34,7 @@ try:
                    capture_output=True)
     subprocess.run([kagi, "kme", "--new-store-key", f"{d}/store.key"], check=True, capture_output=True)
     os.mkdir(f"{d}/spool")
-    blocks = [os.urandom(65536) for _ in range(3)]
+    blocks = [os.urandom(65536) for _ in range(12)]  # 24,576 keys: two rounds never run the pool dry
     dev = b"".join(blocks)
     unit_at = {dev[i:i + 32]: i for i in range(0, len(dev), 32)}
     total = len(dev) // 32
