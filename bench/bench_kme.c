@@ -30,6 +30,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "kagi/bits.h"
 #include "kagi/error.h"
 #include "kagi/kme.h"
 #include "kagi/kms.h"
@@ -196,7 +197,7 @@ static int step(worker *w, conn *c)
             int okr = !strncmp(c->buf, "HTTP/1.1 200", 12) && strstr(eoh, "\"key\":\"");
             if (okr) record(w, c->t0, t1);
             else if (w->bad++ == 0) fprintf(stderr, "bench_kme: unexpected response: %.120s\n", c->buf);
-            OPENSSL_cleanse(c->buf, c->got);
+            kagi_wipe(c->buf, c->got);
             c->got = 0;
             c->sent = 0;
             c->state = 1;
@@ -320,7 +321,7 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        OPENSSL_cleanse(blk, per * 32);
+        kagi_wipe(blk, per * 32);
         free(blk);
         snprintf(path, sizeof path, "%s/kme.conf", dir);
         FILE *f = fopen(path, "w");

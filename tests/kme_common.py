@@ -2,9 +2,11 @@
 a KME process, and ETSI GS QKD 014 calls over mutual TLS (python's ssl
 module, an independent TLS client)."""
 import atexit
+import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 
 class Result:
@@ -179,3 +182,16 @@ def call(conn, method, path, body=None):
 
 def tmpdir():
     return tempfile.mkdtemp(prefix="kagi-kme-")
+
+
+@contextlib.contextmanager
+def guarded(R, d):
+    """Run a test body: a crash of the test itself is a failure, not a hang;
+    the scratch directory d goes whatever happens."""
+    try:
+        yield
+    except Exception as e:
+        traceback.print_exc()
+        R.check("the test ran to its end", False, repr(e))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

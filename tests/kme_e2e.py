@@ -19,12 +19,12 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kme_common import Kme, Result, block_file, call, make_ca, make_cert, tmpdir  # noqa: E402
+from kme_common import Kme, Result, block_file, call, guarded, make_ca, make_cert, tmpdir  # noqa: E402
 
 kagi = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/kagi")
 R = Result()
 d = tmpdir()
-try:
+with guarded(R, d):
     make_ca(d, "ca")
     make_ca(d, "otherca")
     for cn in ["KME_A", "SAE_A", "SAE_B", "SAE_C", "SAE_OUT"]:
@@ -296,10 +296,4 @@ try:
     errlog = open(f"{d}/kme.stderr").read()
     R.check("nothing on stderr but the refused start", "AddressSanitizer" not in errlog and
             "runtime error" not in errlog, errlog[-1500:])
-except Exception as e:  # a crash of the test itself is a failure, not a hang
-    import traceback
-    traceback.print_exc()
-    R.check("the test ran to its end", False, repr(e))
-finally:
-    shutil.rmtree(d, ignore_errors=True)
 R.finish()

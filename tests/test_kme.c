@@ -82,6 +82,14 @@ static void expect_cfg_error(const char *text, const char *want)
     ASSERT_TRUE(c == NULL);
 }
 
+/* good_cfg with before and after around it must fail with want. */
+static void expect_cfg_error_around(const char *before, const char *after, const char *want)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s%s%s", before, good_cfg, after);
+    expect_cfg_error(buf, want);
+}
+
 static void test_config_errors_name_file_line_and_key(void)
 {
     char buf[2048];
@@ -94,20 +102,14 @@ static void test_config_errors_name_file_line_and_key(void)
     snprintf(buf, sizeof buf, "%s", good_cfg);
     memcpy(strstr(buf, "key_size = 512"), "key_size = 100", 14);
     expect_cfg_error(buf, "multiples of 8");
-    snprintf(buf, sizeof buf, "%smin_key_size = 1024\n", good_cfg);
-    expect_cfg_error(buf, "[link] section"); /* after [link ab]: a link key */
-    snprintf(buf, sizeof buf, "min_key_size = 1024\n%s", good_cfg);
-    expect_cfg_error(buf, "min_key_size 1024 <= key_size 512");
-    snprintf(buf, sizeof buf, "sae = SAE_1\n%s", good_cfg);
-    expect_cfg_error(buf, "SAE SAE_1 listed twice");
-    snprintf(buf, sizeof buf, "%s[link x]\nsource = sim\n", good_cfg);
-    expect_cfg_error(buf, "link x: peer is missing");
-    snprintf(buf, sizeof buf, "%s[link far]\npeer = KME_C\nsource = sim\ndistance_km = 900\n", good_cfg);
-    expect_cfg_error(buf, "link far: the model gives no key at 900 km");
-    snprintf(buf, sizeof buf, "%s[link d]\npeer = KME_C\nsource = dir\n", good_cfg);
-    expect_cfg_error(buf, "link d: source dir needs dir");
-    snprintf(buf, sizeof buf, "%s[link loop]\npeer = KME_A\n", good_cfg);
-    expect_cfg_error(buf, "link loop defined twice");
+    expect_cfg_error_around("", "min_key_size = 1024\n", "[link] section"); /* after [link ab]: a link key */
+    expect_cfg_error_around("min_key_size = 1024\n", "", "min_key_size 1024 <= key_size 512");
+    expect_cfg_error_around("sae = SAE_1\n", "", "SAE SAE_1 listed twice");
+    expect_cfg_error_around("", "[link x]\nsource = sim\n", "link x: peer is missing");
+    expect_cfg_error_around("", "[link far]\npeer = KME_C\nsource = sim\ndistance_km = 900\n",
+                            "link far: the model gives no key at 900 km");
+    expect_cfg_error_around("", "[link d]\npeer = KME_C\nsource = dir\n", "link d: source dir needs dir");
+    expect_cfg_error_around("", "[link loop]\npeer = KME_A\n", "link loop defined twice");
 }
 
 static const char get_enc[] = "GET /api/v1/keys/SAE_B/enc_keys?number=2&size=512 HTTP/1.1\r\nHost: k\r\n\r\n";

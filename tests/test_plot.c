@@ -290,16 +290,22 @@ static void polyline_maps_data_to_expected_pixels(void)
     free(svg);
 }
 
+/* One series over dist on a fresh chart, written to split.svg; its text. */
+static char *one_series(const char *name, const double *y, int style, int yaxis)
+{
+    kagi_plot *p;
+    ASSERT_OK(kagi_plot_new(&p, "t", "x", "y", yaxis));
+    ASSERT_OK(kagi_plot_series(p, name, dist, y, 5, style, 0));
+    ASSERT_OK(kagi_plot_write(p, tmp_path("split.svg")));
+    kagi_plot_free(p);
+    return slurp(tmp_path("split.svg"));
+}
+
 static void zero_on_log_axis_splits_the_line(void)
 {
     const double rate[5] = {1e-2, 1e-3, 0, 1e-4, 1e-5};
     const double rate_nan[5] = {1e-2, NAN, 1e-3, 1e-4, -1};
-    kagi_plot *p;
-    ASSERT_OK(kagi_plot_new(&p, "t", "x", "y", KAGI_PLOT_LOG));
-    ASSERT_OK(kagi_plot_series(p, "with zero", dist, rate, 5, KAGI_PLOT_SOLID, 0));
-    ASSERT_OK(kagi_plot_write(p, tmp_path("split.svg")));
-    kagi_plot_free(p);
-    char *svg = slurp(tmp_path("split.svg"));
+    char *svg = one_series("with zero", rate, KAGI_PLOT_SOLID, KAGI_PLOT_LOG);
     double xs[8], ys[8];
     ASSERT_EQ(count(svg, "<polyline"), 2);
     ASSERT_EQ(polyline(svg, 0, xs, ys, 8), 2);
@@ -307,11 +313,7 @@ static void zero_on_log_axis_splits_the_line(void)
     free(svg);
 
     /* NaN breaks the line too; a lone point left over is drawn as a dot. */
-    ASSERT_OK(kagi_plot_new(&p, "t", "x", "y", KAGI_PLOT_LOG));
-    ASSERT_OK(kagi_plot_series(p, "nan", dist, rate_nan, 5, KAGI_PLOT_DASHED, 0));
-    ASSERT_OK(kagi_plot_write(p, tmp_path("split.svg")));
-    kagi_plot_free(p);
-    svg = slurp(tmp_path("split.svg"));
+    svg = one_series("nan", rate_nan, KAGI_PLOT_DASHED, KAGI_PLOT_LOG);
     ASSERT_EQ(count(svg, "<polyline"), 1);
     ASSERT_EQ(polyline(svg, 0, xs, ys, 8), 2);
     ASSERT_EQ(count(svg, "<circle"), 1);
@@ -319,11 +321,7 @@ static void zero_on_log_axis_splits_the_line(void)
     free(svg);
 
     /* On a linear axis the same zero is an ordinary point. */
-    ASSERT_OK(kagi_plot_new(&p, "t", "x", "y", KAGI_PLOT_LINEAR));
-    ASSERT_OK(kagi_plot_series(p, "linear", dist, rate, 5, KAGI_PLOT_SOLID, 0));
-    ASSERT_OK(kagi_plot_write(p, tmp_path("split.svg")));
-    kagi_plot_free(p);
-    svg = slurp(tmp_path("split.svg"));
+    svg = one_series("linear", rate, KAGI_PLOT_SOLID, KAGI_PLOT_LINEAR);
     ASSERT_EQ(count(svg, "<polyline"), 1);
     ASSERT_EQ(polyline(svg, 0, xs, ys, 8), 5);
     free(svg);

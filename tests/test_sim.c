@@ -513,7 +513,10 @@ static void test_outputs_are_written_whole(void)
     kagi_sim *s = run(sc, NULL);
     if (!s) return;
     char dir[] = "/tmp/kagi-sim-out.XXXXXX";
-    if (!mkdtemp(dir)) return;
+    if (!mkdtemp(dir)) {
+        T_FAIL("mkdtemp");
+        return;
+    }
     char sub[128], path[192];
     snprintf(sub, sizeof sub, "%s/a/b", dir);
     ASSERT_OK(kagi_sim_write(s, sub));

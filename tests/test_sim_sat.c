@@ -203,6 +203,7 @@ static void test_night_only_blocks_of_two_passes_carry_the_blocks_key(void)
     if (!s) return;
     long li = kagi_scenario_link(sc, "Micius-Xinglong");
     oracle o;
+    if (li < 0) T_FAIL("no link Micius-Xinglong");
     if (li < 0 || oracle_new(&o, 40.3955, 117.5775, 890, 10, 96)) return;
     size_t night[64], nn = 0;
     kagi_fso_counts cn[64];
@@ -376,7 +377,10 @@ static void test_outputs_list_the_passes_and_draw_ground_tracks(void)
     kagi_sim *s = run(sc);
     if (!s) return;
     char dir[] = "/tmp/kagi-sim-sat.XXXXXX";
-    if (!mkdtemp(dir)) return;
+    if (!mkdtemp(dir)) {
+        T_FAIL("mkdtemp");
+        return;
+    }
     ASSERT_OK(kagi_sim_write(s, dir));
     char path[128];
     size_t n = 0;

@@ -25,9 +25,12 @@
 #include "kagi/cascade.h"
 #include "kagi/channel.h"
 
+#define KAGI_EPS_SEC_DEFAULT 1e-10
+#define KAGI_EPS_COR_DEFAULT 1e-15
+
 typedef struct kagi_distill_params {
-    double eps_sec;       /* secrecy; 0: 1e-10 */
-    double eps_cor;       /* correctness; 0: 1e-15 */
+    double eps_sec;       /* secrecy; 0: KAGI_EPS_SEC_DEFAULT */
+    double eps_cor;       /* correctness; 0: KAGI_EPS_COR_DEFAULT */
     size_t sample_bits;   /* 0: kagi_sample_size_default(n) */
     kagi_cascade_params cascade; /* qber is set from the estimate */
     /* Decoy-state mode, for a key sifted from raw detections (kagi/sift.h):

@@ -106,30 +106,47 @@ static int kagi__write_pair(const char *pa, const kagi_bits *a, const char *pb, 
     return e;
 }
 
+/* The four files of a run in one process. */
+static int kagi__need_files(const kagi_cli_cmd *cmd)
+{
+    static const char *const need[] = {"alice", "bob", "out-alice", "out-bob"};
+    for (int i = 0; i < 4; i++)
+        if (!kagi_cli_get(cmd, need[i]))
+            return kagi_cli_usage_error(cmd, "missing required option '--%s FILE'", need[i]);
+    return KAGI_EXIT_OK;
+}
+
+/* Both parties in this process, then both final keys written or neither.
+ * *ra is Alice's report. */
+static int kagi__distill_write(const kagi_cli_cmd *cmd, const kagi_bits *a, const kagi_bits *b,
+                               const kagi_distill_params *p, kagi_distill_report *ra)
+{
+    kagi_bits *fa = NULL, *fb = NULL;
+    kagi_distill_report rb;
+    int e = kagi_distill_local(a, b, p, &fa, &fb, ra, &rb);
+    if (!e && (fa->n != fb->n || !kagi_ct_equal(fa->w, fb->w, KAGI_WORDS(fa->n) * 8)))
+        e = KAGI_ERR_VERIFY; /* cannot happen unless verification itself failed */
+    if (!e) e = kagi__write_pair(kagi_cli_get(cmd, "out-alice"), fa, kagi_cli_get(cmd, "out-bob"), fb);
+    kagi_bits_free(fa);
+    kagi_bits_free(fb);
+    return e;
+}
+
 static int kagi__local(kagi_cli_cmd *cmd)
 {
     kagi_distill_params p;
     size_t n;
     int rc = kagi__params(cmd, &p, &n);
-    if (rc) return rc;
-    const char *need[] = {"alice", "bob", "out-alice", "out-bob"};
-    for (int i = 0; i < 4; i++)
-        if (!kagi_cli_get(cmd, need[i]))
-            return kagi_cli_usage_error(cmd, "missing required option '--%s FILE'", need[i]);
-    kagi_bits *a = NULL, *b = NULL, *fa = NULL, *fb = NULL;
-    kagi_distill_report ra, rb;
+    if (rc || (rc = kagi__need_files(cmd))) return rc;
+    kagi_bits *a = NULL, *b = NULL;
+    kagi_distill_report ra;
     memset(&ra, 0, sizeof ra);
     int e = kagi_bits_read_file(kagi_cli_get(cmd, "alice"), n, &a);
     if (!e) e = kagi_bits_read_file(kagi_cli_get(cmd, "bob"), n, &b);
-    if (!e) e = kagi_distill_local(a, b, &p, &fa, &fb, &ra, &rb);
-    if (!e && (fa->n != fb->n || !kagi_ct_equal(fa->w, fb->w, KAGI_WORDS(fa->n) * 8)))
-        e = KAGI_ERR_VERIFY; /* cannot happen unless verification itself failed */
-    if (!e) e = kagi__write_pair(kagi_cli_get(cmd, "out-alice"), fa, kagi_cli_get(cmd, "out-bob"), fb);
+    if (!e) e = kagi__distill_write(cmd, a, b, &p, &ra);
     if (!e) kagi__print(cmd, &ra, 1, "");
     kagi_bits_free(a);
     kagi_bits_free(b);
-    kagi_bits_free(fa);
-    kagi_bits_free(fb);
     return e ? kagi_cli_fail(cmd, e) : KAGI_EXIT_OK;
 }
 
@@ -262,16 +279,13 @@ static int kagi__raw(kagi_cli_cmd *cmd)
     if ((rc = kagi_cli_double(cmd, "eps-sec", 0, 1, &p.eps_sec)) ||
         (rc = kagi_cli_double(cmd, "eps-cor", 0, 1, &p.eps_cor)))
         return rc;
-    if (!p.eps_sec) p.eps_sec = 1e-10;
-    if (!p.eps_cor) p.eps_cor = 1e-15;
-    const char *need[] = {"alice", "bob", "out-alice", "out-bob"};
-    for (int i = 0; i < 4; i++)
-        if (!kagi_cli_get(cmd, need[i]))
-            return kagi_cli_usage_error(cmd, "missing required option '--%s FILE'", need[i]);
-    kagi_bits *a = NULL, *b = NULL, *fa = NULL, *fb = NULL;
+    if (!p.eps_sec) p.eps_sec = KAGI_EPS_SEC_DEFAULT; /* the bound needs them now */
+    if (!p.eps_cor) p.eps_cor = KAGI_EPS_COR_DEFAULT;
+    if ((rc = kagi__need_files(cmd))) return rc;
+    kagi_bits *a = NULL, *b = NULL;
     kagi_sift_stats st;
     kagi_decoy_bound bound;
-    kagi_distill_report ra, rb;
+    kagi_distill_report ra;
     memset(&ra, 0, sizeof ra);
     memset(&bound, 0, sizeof bound);
     int e = kagi_sift_raw(kagi_cli_get(cmd, "alice"), kagi_cli_get(cmd, "bob"), &a, &b, &st);
@@ -284,16 +298,11 @@ static int kagi__raw(kagi_cli_cmd *cmd)
         p.decoy = 1;
         p.decoy_length = bound.length_before_ec;
         p.qber_hint = st.qber_z;
-        e = kagi_distill_local(a, b, &p, &fa, &fb, &ra, &rb);
+        e = kagi__distill_write(cmd, a, b, &p, &ra);
     }
-    if (!e && (fa->n != fb->n || !kagi_ct_equal(fa->w, fb->w, KAGI_WORDS(fa->n) * 8)))
-        e = KAGI_ERR_VERIFY;
-    if (!e) e = kagi__write_pair(kagi_cli_get(cmd, "out-alice"), fa, kagi_cli_get(cmd, "out-bob"), fb);
     if (!e) kagi__print_raw(cmd, &st, &bound, &ra, 1);
     kagi_bits_free(a);
     kagi_bits_free(b);
-    kagi_bits_free(fa);
-    kagi_bits_free(fb);
     return e ? kagi_cli_fail(cmd, e) : KAGI_EXIT_OK;
 }
 

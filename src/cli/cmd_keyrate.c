@@ -257,18 +257,21 @@ static void kagi__print_table(const kagi__setup *s, const kagi_link *l, const ka
     printf("# %s, %s\n", kagi__proto_name(s), desc);
     int two = s->proto == KAGI_PROTO_BB84_DECOY && s->decoys == KAGI_DECOYS_TWO;
     int tf = s->proto == KAGI_PROTO_TF_QKD;
-    printf("%10s %13s %13s %8s %9s", "distance", "key rate", "key rate", "QBER", "mu");
-    if (two) printf(" %9s %9s %6s %6s", "mu_decoy", "mu_vacuum", "p_sig", "p_dec");
-    if (tf) printf(" %9s", "send_prob");
-    printf(" %6s", "p_x");
-    if (s->n_block > 0) printf(" %11s", "pulses N");
-    printf(" %13s\n", "PLOB");
-    printf("%10s %13s %13s %8s %9s", "(km)", "(bit/pulse)", "(bit/s)", "(%)", "(photons)");
-    if (two) printf(" %9s %9s %6s %6s", "(photons)", "(photons)", "", "");
-    if (tf) printf(" %9s", "");
-    printf(" %6s", "");
-    if (s->n_block > 0) printf(" %11s", "");
-    printf(" %13s\n", "(bit/pulse)");
+    /* Two heading lines, names then units, over the same columns. */
+    static const char *const head[2][13] = {
+        {"distance", "key rate", "key rate", "QBER", "mu", "mu_decoy", "mu_vacuum", "p_sig",
+         "p_dec", "send_prob", "p_x", "pulses N", "PLOB"},
+        {"(km)", "(bit/pulse)", "(bit/s)", "(%)", "(photons)", "(photons)", "(photons)", "", "",
+         "", "", "", "(bit/pulse)"}};
+    for (int r = 0; r < 2; r++) {
+        const char *const *c = head[r];
+        printf("%10s %13s %13s %8s %9s", c[0], c[1], c[2], c[3], c[4]);
+        if (two) printf(" %9s %9s %6s %6s", c[5], c[6], c[7], c[8]);
+        if (tf) printf(" %9s", c[9]);
+        printf(" %6s", c[10]);
+        if (s->n_block > 0) printf(" %11s", c[11]);
+        printf(" %13s\n", c[12]);
+    }
     for (size_t i = 0; i < n; i++) {
         const kagi__row *w = &rows[i];
         printf("%10.3f %13.4e %13.4e %8.3f %9.4f", w->d, w->r.per_pulse, w->r.bps,

@@ -29,11 +29,7 @@ static int kagi__parse_range(const kagi_cli_cmd *cmd, const char *s, double *a, 
         char *end;
         errno = 0;
         v[i] = strtod(p, &end);
-        if (end == p || !isfinite(v[i]) || errno == ERANGE)
-            return kagi_cli_usage_error(cmd, "--minutes: '%s' is not A:B:STEP (three numbers)", s);
-        if (i < 2 && *end != ':')
-            return kagi_cli_usage_error(cmd, "--minutes: '%s' is not A:B:STEP (three numbers)", s);
-        if (i == 2 && *end != '\0')
+        if (end == p || !isfinite(v[i]) || errno == ERANGE || *end != (i < 2 ? ':' : '\0'))
             return kagi_cli_usage_error(cmd, "--minutes: '%s' is not A:B:STEP (three numbers)", s);
         p = end + 1;
     }

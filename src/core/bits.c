@@ -127,49 +127,23 @@ int kagi_bits_read_file(const char *path, size_t n, kagi_bits **out)
 
 int kagi_bits_write_file(const char *path, const kagi_bits *b)
 {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    KAGI__FAIL_IF(!tmp, KAGI_ERR_NOMEM, "out of memory");
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp.XXXXXX", 12);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return kagi__err(KAGI_ERR_IO, "%s: cannot create: %s", path, strerror(e));
-    }
-    (void)fchmod(fd, 0600);
-    size_t need = (b->n + 7) / 8, done = 0;
+    kagi__afile f;
+    KAGI__TRY(kagi__afile_open(&f, path, 0600, 0));
+    size_t need = (b->n + 7) / 8;
     const unsigned char *p = (const unsigned char *)b->w;
     unsigned char *conv = NULL;
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
     conv = malloc(need ? need : 1);
+    if (!conv) return kagi__afile_close(&f, kagi__err(KAGI_ERR_NOMEM, "out of memory"));
     kagi__bytes_from_words(conv, b->w, need);
     p = conv;
 #endif
-    int rc = KAGI_OK;
-    while (done < need) {
-        ssize_t r = write(fd, p + done, need - done);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            rc = kagi__err(KAGI_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-            break;
-        }
-        done += (size_t)r;
-    }
+    int rc = kagi__afile_write(&f, p, need);
     if (conv) {
         kagi__wipe(conv, need);
         free(conv);
     }
-    if (rc == KAGI_OK && fsync(fd) != 0)
-        rc = kagi__err(KAGI_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
-    if (close(fd) != 0 && rc == KAGI_OK)
-        rc = kagi__err(KAGI_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    if (rc == KAGI_OK && rename(tmp, path) != 0)
-        rc = kagi__err(KAGI_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-    if (rc != KAGI_OK) unlink(tmp);
-    free(tmp);
-    return rc;
+    return kagi__afile_close(&f, rc);
 }
 
 int kagi_random_bytes(void *buf, size_t len)

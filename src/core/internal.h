@@ -3,6 +3,7 @@
 #define KAGI_INTERNAL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +31,21 @@ int kagi__err(int code, const char *fmt, ...) KAGI__PRINTF(2, 3);
         int kagi__rc = (expr);                                             \
         if (kagi__rc != KAGI_OK) return kagi__rc;                          \
     } while (0)
+
+/* A file that appears whole or not at all (src/core/afile.c): open
+ * creates path.tmp.XXXXXX with the given mode (and a FILE *f on it when
+ * stdio); close, given the caller's rc, syncs and renames it over path on
+ * KAGI_OK, else removes it, and returns the first failure. Key bytes go
+ * through kagi__afile_write (no stdio buffer left holding them). */
+typedef struct kagi__afile {
+    FILE *f;
+    int fd;
+    char *tmp;
+    const char *path;
+} kagi__afile;
+int kagi__afile_open(kagi__afile *a, const char *path, unsigned mode, int stdio);
+int kagi__afile_write(kagi__afile *a, const void *p, size_t n);
+int kagi__afile_close(kagi__afile *a, int rc);
 
 /* Wipe memory the compiler may not elide. */
 void kagi__wipe(void *p, size_t n);

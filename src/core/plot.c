@@ -718,36 +718,12 @@ int kagi_plot_write(const kagi_plot *p, const char *path)
                   path ? "empty" : "NULL");
     kagi__chart c;
     int rc = kagi__chart_init(&c, p);
-    size_t len = strlen(path);
-    char *tmp = rc == KAGI_OK ? malloc(len + 12) : NULL;
-    if (rc == KAGI_OK && !tmp) rc = kagi__err(KAGI_ERR_NOMEM, "%s: out of memory", path);
-    if (rc != KAGI_OK) {
-        kagi__chart_free(&c);
-        return rc;
+    kagi__afile af;
+    if (rc == KAGI_OK) rc = kagi__afile_open(&af, path, 0644, 1);
+    if (rc == KAGI_OK) {
+        kagi__emit(af.f, &c);
+        rc = kagi__afile_close(&af, KAGI_OK);
     }
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp.XXXXXX", 12);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    FILE *f = NULL;
-    if (fd < 0) {
-        rc = kagi__err(KAGI_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    } else if (fchmod(fd, 0644) != 0 || !(f = fdopen(fd, "w"))) {
-        rc = kagi__err(KAGI_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
-        close(fd);
-    } else {
-        errno = 0;
-        kagi__emit(f, &c);
-        if (fflush(f) != 0 || ferror(f))
-            rc = kagi__err(KAGI_ERR_IO, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
-        else if (fsync(fileno(f)) != 0)
-            rc = kagi__err(KAGI_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
-        if (fclose(f) != 0 && rc == KAGI_OK)
-            rc = kagi__err(KAGI_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-        if (rc == KAGI_OK && rename(tmp, path) != 0)
-            rc = kagi__err(KAGI_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-    }
-    if (rc != KAGI_OK && fd >= 0) unlink(tmp);
-    free(tmp);
     kagi__chart_free(&c);
     return rc;
 }

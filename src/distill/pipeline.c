@@ -50,8 +50,8 @@ static int kagi__take_bits(kagi_rd *r, kagi_bits *out)
 static int kagi__resolve(const kagi_distill_params *in, kagi_distill_params *p, size_t n)
 {
     *p = *in;
-    if (p->eps_sec == 0) p->eps_sec = 1e-10;
-    if (p->eps_cor == 0) p->eps_cor = 1e-15;
+    if (p->eps_sec == 0) p->eps_sec = KAGI_EPS_SEC_DEFAULT;
+    if (p->eps_cor == 0) p->eps_cor = KAGI_EPS_COR_DEFAULT;
     KAGI__FAIL_IF(!(p->eps_sec > 0 && p->eps_sec < 1), KAGI_ERR_ARG,
                   "eps_sec %g is outside (0, 1)", p->eps_sec);
     KAGI__FAIL_IF(!(p->eps_cor > 0 && p->eps_cor < 1), KAGI_ERR_ARG,
@@ -99,15 +99,22 @@ static int kagi__send(kagi__party *P)
     return rc;
 }
 
+/* The leak both parties assume before Cascade runs, to decide whether any
+ * key can come out: 1.2 n h(Q) (Cascade does better) plus a tag. */
+static double kagi__leak_guess(size_t n, double q)
+{
+    return 1.2 * (double)n * kagi_h2(q < 0.5 ? q : 0.5) + 128;
+}
+
 /* Both parties decide from the same public numbers whether any key can
- * come out, assuming a reconciliation at 1.2 h(Q) (Cascade does better). */
+ * come out, assuming a reconciliation at kagi__leak_guess. */
 static int kagi__qber_check(kagi__party *P)
 {
     kagi_distill_report *r = P->r;
     if (P->p.decoy) {
         double q = P->p.qber_hint;
         r->qber = r->qber_upper = q;
-        double left = P->p.decoy_length - 1.2 * (double)r->reconciled_bits * kagi_h2(q) - 128;
+        double left = P->p.decoy_length - kagi__leak_guess(r->reconciled_bits, q);
         KAGI__FAIL_IF(!(left >= 1), KAGI_ERR_NOKEY,
                       "the decoy-state bound leaves %.0f bits before error correction, and "
                       "correcting %zu bits at QBER %.2f%% discloses more: no secret key; "
@@ -117,7 +124,7 @@ static int kagi__qber_check(kagi__party *P)
     kagi_fk_in fi = {.n = r->reconciled_bits, .k = r->sample_bits, .errors = r->sample_errors,
                      .eps_sec = P->p.eps_sec, .eps_cor = P->p.eps_cor};
     double q = (double)r->sample_errors / (double)r->sample_bits;
-    fi.leak_ec = 1.2 * (double)fi.n * kagi_h2(q < 0.5 ? q : 0.5) + 128;
+    fi.leak_ec = kagi__leak_guess(fi.n, q);
     kagi_fk_out fo;
     KAGI__TRY(kagi_finite_key_bb84(&fi, &fo));
     r->qber = fo.qber;

@@ -1,4 +1,5 @@
 /* Sifting raw detection records into a key pair and decoy-state counts. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,10 +47,9 @@ static int kagi__sift(kagi_raw_reader *ra, kagi_raw_reader *rb, const char *pa, 
         if (a.basis != b.basis) {
             st->dropped++;
         } else if (a.basis == 0) {
-            if (ka) {
-                if (a.bit) ka->w[nx >> 6] |= (uint64_t)1 << (nx & 63);
-                if (b.bit) kb->w[nx >> 6] |= (uint64_t)1 << (nx & 63);
-            }
+            KAGI__FAIL_IF(nx >= ka->n, KAGI_ERR_FORMAT, "%s holds more records than its trailer says", pa);
+            if (a.bit) ka->w[nx >> 6] |= (uint64_t)1 << (nx & 63);
+            if (b.bit) kb->w[nx >> 6] |= (uint64_t)1 << (nx & 63);
             nx++;
             c->n_x[a.cls]++;
         } else {
@@ -63,12 +63,13 @@ static int kagi__sift(kagi_raw_reader *ra, kagi_raw_reader *rb, const char *pa, 
     return KAGI_OK;
 }
 
-/* Two passes over the files: one to count the key bits (the trailer gives
- * detections, not how many fall in X), one to fill the keys. */
-static int kagi__sift_pass(const char *pa, const char *pb, kagi_bits *ka, kagi_bits *kb,
+/* One pass over the files: the keys are allocated for every detection
+ * (the trailer's count) and cut to the key-basis bits at the end. */
+static int kagi__sift_pass(const char *pa, const char *pb, kagi_bits **ka, kagi_bits **kb,
                            kagi_sift_stats *st)
 {
     kagi_raw_reader *ra = NULL, *rb = NULL;
+    kagi_bits *wa = NULL, *wb = NULL;
     memset(st, 0, sizeof *st);
     int rc = kagi__open_role(pa, "alice", &ra);
     if (!rc) rc = kagi__open_role(pb, "bob", &rb);
@@ -84,10 +85,25 @@ static int kagi__sift_pass(const char *pa, const char *pb, kagi_bits *ka, kagi_b
         rc = kagi__err(KAGI_ERR_FORMAT, "%s holds %llu records, %s %llu: not the same detections",
                        pa, (unsigned long long)kagi_raw_count(ra), pb,
                        (unsigned long long)kagi_raw_count(rb));
-    if (!rc) rc = kagi__sift(ra, rb, pa, pb, ka, kb, st);
+    if (!rc && kagi_raw_count(ra) > SIZE_MAX / 2)
+        rc = kagi__err(KAGI_ERR_FORMAT, "%s: %llu records do not fit in memory", pa,
+                       (unsigned long long)kagi_raw_count(ra));
+    if (!rc) rc = kagi_bits_new(&wa, (size_t)kagi_raw_count(ra));
+    if (!rc) rc = kagi_bits_new(&wb, (size_t)kagi_raw_count(ra));
+    if (!rc) rc = kagi__sift(ra, rb, pa, pb, wa, wb, st);
     kagi_raw_free(ra);
     kagi_raw_free(rb);
     st->qber_z = st->sifted_z ? (double)st->errors_z / (double)st->sifted_z : 0;
+    if (!rc && st->sifted_x == 0)
+        rc = kagi__err(KAGI_ERR_SHORT, "%s: no pulse measured in the key basis by both", pa);
+    if (!rc) rc = kagi_bits_new(ka, (size_t)st->sifted_x);
+    if (!rc) rc = kagi_bits_new(kb, (size_t)st->sifted_x);
+    if (!rc) {
+        memcpy((*ka)->w, wa->w, KAGI_WORDS((*ka)->n) * 8);
+        memcpy((*kb)->w, wb->w, KAGI_WORDS((*kb)->n) * 8);
+    }
+    kagi_bits_free(wa); /* wiped */
+    kagi_bits_free(wb);
     return rc;
 }
 
@@ -95,15 +111,7 @@ int kagi_sift_raw(const char *alice_path, const char *bob_path, kagi_bits **ka, 
                   kagi_sift_stats *st)
 {
     *ka = *kb = NULL;
-    KAGI__TRY(kagi__sift_pass(alice_path, bob_path, NULL, NULL, st));
-    KAGI__FAIL_IF(st->sifted_x == 0, KAGI_ERR_SHORT, "%s: no pulse measured in the key basis by both",
-                  alice_path);
-    int rc = kagi_bits_new(ka, st->sifted_x);
-    if (!rc) rc = kagi_bits_new(kb, st->sifted_x);
-    uint64_t want = st->sifted_x;
-    if (!rc) rc = kagi__sift_pass(alice_path, bob_path, *ka, *kb, st);
-    if (!rc && st->sifted_x != want)
-        rc = kagi__err(KAGI_ERR_IO, "%s changed while it was read", alice_path);
+    int rc = kagi__sift_pass(alice_path, bob_path, ka, kb, st);
     if (rc) {
         kagi_bits_free(*ka);
         kagi_bits_free(*kb);

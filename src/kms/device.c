@@ -48,12 +48,8 @@ static int kagi__dev_wait(kagi_device *d, double t)
 static int kagi__add(kagi_store *s, uint32_t link, uint64_t block_id, const uint8_t *key, size_t len,
                      kagi_store_op *op)
 {
-    memset(op, 0, sizeof *op);
-    op->kind = KAGI_STORE_ADD_BLOCK;
-    op->link = link;
-    op->block = key;
-    op->block_len = len;
-    op->block_id = block_id;
+    *op = (kagi_store_op){.kind = KAGI_STORE_ADD_BLOCK, .link = link, .block = key, .block_len = len,
+                          .block_id = block_id};
     return kagi_store_run(s, op);
 }
 
@@ -151,19 +147,14 @@ static int kagi__ingest(kagi_store *s, uint32_t link, const char *link_name, con
         kagi__quarantine(dfd, dir, name, "not a regular file of a block's size");
         return 1;
     }
-    size_t len = (size_t)st.st_size, got = 0;
+    size_t len = (size_t)st.st_size;
     uint8_t *buf = malloc(len);
     if (!buf) {
         close(fd);
         kagi__log(KAGI__LOG_ERROR, "directory device %s: out of memory for %s", dir, name);
         return 0;
     }
-    while (got < len) {
-        ssize_t r = read(fd, buf + got, len - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
+    size_t got = kagi__fd_read_full(fd, buf, len);
     close(fd);
     int go_on = 1;
     char flink[KAGI_LINK_NAME_MAX + 1];

@@ -30,20 +30,16 @@ int kagi_store_key_read(const char *path, uint8_t key[KAGI_STORE_KEY_BYTES])
     else if (st.st_size != KAGI_STORE_KEY_BYTES)
         e = kagi__err(KAGI_ERR_ARG, "store key %s holds %lld bytes, not %d", path,
                       (long long)st.st_size, KAGI_STORE_KEY_BYTES);
-    size_t got = 0;
-    while (!e && got < KAGI_STORE_KEY_BYTES) {
-        ssize_t r = read(fd, key + got, KAGI_STORE_KEY_BYTES - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) e = kagi__err(KAGI_ERR_IO, "store key %s: short read", path);
-        else got += (size_t)r;
-    }
+    if (!e && kagi__fd_read_full(fd, key, KAGI_STORE_KEY_BYTES) != KAGI_STORE_KEY_BYTES)
+        e = kagi__err(KAGI_ERR_IO, "store key %s: short read", path);
     close(fd);
     if (e) kagi_wipe(key, KAGI_STORE_KEY_BYTES);
     return e;
 }
 
-static int kagi__write_all(int fd, const uint8_t *p, size_t n)
+int kagi__fd_write_all(int fd, const void *buf, size_t n)
 {
+    const uint8_t *p = buf;
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR) continue;
@@ -52,6 +48,19 @@ static int kagi__write_all(int fd, const uint8_t *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+size_t kagi__fd_read_full(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    return got;
 }
 
 int kagi_store_key_new(const char *path)
@@ -63,7 +72,7 @@ int kagi_store_key_new(const char *path)
         kagi_wipe(key, sizeof key);
         return kagi__err(KAGI_ERR_IO, "store key %s: %s", path, strerror(errno));
     }
-    int bad = fchmod(fd, 0600) || kagi__write_all(fd, key, sizeof key) || fsync(fd);
+    int bad = fchmod(fd, 0600) || kagi__fd_write_all(fd, key, sizeof key) || fsync(fd);
     kagi_wipe(key, sizeof key);
     if (close(fd) || bad) {
         int err = errno;
@@ -132,7 +141,7 @@ int kagi_block_write(const char *dir, const char *link, uint64_t block_id, const
     KAGI__FAIL_IF(n1 < 0 || n2 < 0 || (size_t)n2 >= sizeof fin, KAGI_ERR_ARG, "path too long");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     KAGI__FAIL_IF(fd < 0, KAGI_ERR_IO, "block file %s: %s", tmp, strerror(errno));
-    int bad = kagi__write_all(fd, h, sizeof h) || kagi__write_all(fd, key, len) || fsync(fd);
+    int bad = kagi__fd_write_all(fd, h, sizeof h) || kagi__fd_write_all(fd, key, len) || fsync(fd);
     if (close(fd) || bad || rename(tmp, fin)) {
         int err = errno;
         unlink(tmp);

@@ -32,6 +32,12 @@ void kagi__logbuf_add(kagi__logbuf *b, int level, const char *fmt, ...) KAGI__PR
 void kagi__logbuf_flush(kagi__logbuf *b);
 size_t kagi__log_vformat(char *line, size_t cap, int level, const char *fmt, va_list ap);
 void kagi__log_raw(const char *s, size_t len);
+
+/* write(2) and read(2) of n bytes, past EINTR and short counts (files.c):
+ * kagi__fd_write_all gives 0, or -1 when a write failed; kagi__fd_read_full
+ * the bytes read, fewer than n only at end of file or on an error. */
+int kagi__fd_write_all(int fd, const void *p, size_t n);
+size_t kagi__fd_read_full(int fd, void *p, size_t n);
 #define KAGI__LOGGING(level) ((level) <= kagi__log_level())
 
 /* Open-addressing map from key_ID to a row id (linear probing, backward

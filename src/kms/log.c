@@ -1,10 +1,8 @@
 /* One-line log records with UTC timestamps, one write(2) per line. */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "kms_internal.h"
 
@@ -39,13 +37,7 @@ size_t kagi__log_vformat(char *line, size_t cap, int level, const char *fmt, va_
 
 void kagi__log_raw(const char *s, size_t len)
 {
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(kagi__log_fd, s + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
+    (void)kagi__fd_write_all(kagi__log_fd, s, len); /* a log that cannot be written is not logged */
 }
 
 void kagi__log(int level, const char *fmt, ...)

@@ -547,6 +547,12 @@ static kagi_store_result kagi__issue(kagi_store *s, kagi_store_op *op, int64_t *
     return r;
 }
 
+static const char *kagi__uuid(const uint8_t id[KAGI_KEY_ID_BYTES], char out[37])
+{
+    kagi_uuid_format(id, out);
+    return out;
+}
+
 static int kagi__named(const char *list, const char *who, unsigned *bit)
 {
     size_t wl = strlen(who);
@@ -570,16 +576,16 @@ static kagi_store_result kagi__fetch(kagi_store *s, kagi_store_op *op)
     size_t cap = 0;
     for (unsigned i = 0; i < op->n_ids; i++) {
         const uint8_t *id = op->ids[i];
-        char uuid[37];
-        kagi_uuid_format(id, uuid);
+        char uuid[37]; /* formatted only for a message: most fetches need none */
         int64_t row = kagi__idmap_get(&s->idx, id);
-        if (!row) return kagi__fail(op, KAGI_STORE_BAD_ID, "key_ID %s not found", uuid);
+        if (!row) return kagi__fail(op, KAGI_STORE_BAD_ID, "key_ID %s not found", kagi__uuid(id, uuid));
         sqlite3_stmt *st = s->st[S_PEND_SEL];
         sqlite3_bind_int64(st, 1, row);
         int rc = sqlite3_step(st);
         if (rc != SQLITE_ROW) {
             sqlite3_reset(st);
-            if (rc == SQLITE_DONE) return kagi__fail(op, KAGI_STORE_BAD_ID, "key_ID %s not found", uuid);
+            if (rc == SQLITE_DONE)
+                return kagi__fail(op, KAGI_STORE_BAD_ID, "key_ID %s not found", kagi__uuid(id, uuid));
             return kagi__fail(op, KAGI_STORE_FAILED, "key store read failed: %s", sqlite3_errmsg(s->db));
         }
         const char *master = (const char *)sqlite3_column_text(st, 2);
@@ -590,18 +596,19 @@ static kagi_store_result kagi__fetch(kagi_store *s, kagi_store_op *op)
         if (sqlite3_column_bytes(st, 0) != KAGI_KEY_ID_BYTES ||
             memcmp(sqlite3_column_blob(st, 0), id, KAGI_KEY_ID_BYTES) || !master || !slaves) {
             sqlite3_reset(st);
-            kagi__log(KAGI__LOG_ERROR, "key store: index and table disagree on key_ID %s", uuid);
+            kagi__log(KAGI__LOG_ERROR, "key store: index and table disagree on key_ID %s",
+                      kagi__uuid(id, uuid));
             return kagi__fail(op, KAGI_STORE_FAILED, "key store inconsistency");
         }
         if (strcmp(master, op->master) != 0 || !kagi__named(slaves, op->caller, &bit)) {
             sqlite3_reset(st);
             return kagi__fail(op, KAGI_STORE_NOT_NAMED, "key_ID %s was not issued by %s to %s",
-                              uuid, op->master, op->caller);
+                              kagi__uuid(id, uuid), op->master, op->caller);
         }
         if (!(remaining & bit)) {
             sqlite3_reset(st);
-            return kagi__fail(op, KAGI_STORE_BAD_ID, "key_ID %s was already delivered to %s", uuid,
-                              op->caller);
+            return kagi__fail(op, KAGI_STORE_BAD_ID, "key_ID %s was already delivered to %s",
+                              kagi__uuid(id, uuid), op->caller);
         }
         size_t ctlen = (size_t)sqlite3_column_bytes(st, 6);
         size_t len = ctlen >= KAGI__TAG ? ctlen - KAGI__TAG : 0;
@@ -629,7 +636,8 @@ static kagi_store_result kagi__fetch(kagi_store *s, kagi_store_op *op)
                                    ctlen, op->material + op->material_len);
         sqlite3_reset(st);
         if (e) {
-            kagi__log(KAGI__LOG_ERROR, "key store: issued key_ID %s failed authentication", uuid);
+            kagi__log(KAGI__LOG_ERROR, "key store: issued key_ID %s failed authentication",
+                      kagi__uuid(id, uuid));
             return kagi__fail(op, KAGI_STORE_FAILED, "key data failed an integrity check");
         }
         kagi_store_key *k = &op->keys[op->n_keys++];
@@ -1401,32 +1409,27 @@ int kagi_store_open(kagi_store **out, const char *path, const uint8_t key[KAGI_S
     return KAGI_OK;
 }
 
+/* Raise one of the store's stop flags under its lock, wake the thread
+ * waiting on cv, and join it. */
+static void kagi__stop_thread(kagi_store *s, int *flag, pthread_cond_t *cv, pthread_t t)
+{
+    pthread_mutex_lock(&s->mu);
+    *flag = 1;
+    pthread_cond_signal(cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(t, NULL);
+}
+
 void kagi_store_close(kagi_store *s)
 {
     if (!s) return;
-    if (s->started) {
-        pthread_mutex_lock(&s->mu);
-        s->closing = 1;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->thread, NULL);
-    }
+    if (s->started) kagi__stop_thread(s, &s->closing, &s->cv, s->thread);
     if (s->sy_started) {
-        pthread_mutex_lock(&s->mu);
-        s->sy_closing = 1;
-        pthread_cond_signal(&s->sycv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->sythread, NULL);
+        kagi__stop_thread(s, &s->sy_closing, &s->sycv, s->sythread);
         (void)kagi__exec_sql(s, "PRAGMA synchronous=FULL");
     }
     if (s->walfd >= 0) close(s->walfd);
-    if (s->ck_started) {
-        pthread_mutex_lock(&s->mu);
-        s->closing = 1;
-        pthread_cond_signal(&s->ckcv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->ckthread, NULL);
-    }
+    if (s->ck_started) kagi__stop_thread(s, &s->closing, &s->ckcv, s->ckthread);
     if (s->ckdb) sqlite3_close(s->ckdb);
     for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(s->st[i]);
     if (s->db) {

@@ -60,14 +60,13 @@ enum { C_HANDSHAKE, C_READ, C_BUSY, C_WRITE };
 
 typedef struct kagi__conn {
     kagi__worker *w;
-    int fd;
+    int fd;                       /* -1 once closed (freed at the end of the loop iteration) */
     SSL *ssl;
     int state;
     int can_read, can_write;      /* edge-triggered readiness not yet used up */
     int identified;               /* 0 not yet, 1 an SAE of ours, -1 not */
     int close_after;              /* close once the response is out */
     int sent_continue;
-    int closed;                   /* closed: freed at the end of the loop iteration */
     int dead;                     /* closed with a call in flight: freed when it returns */
     char sae[KAGI_SAE_ID_MAX + 1];
     char peer[64];
@@ -373,6 +372,14 @@ static void kagi__on_done(kagi__worker *w)
     }
 }
 
+/* The first link of the configuration whose peer is KME kme, or -1. */
+static long kagi__link_to(const kagi_kme_config *cfg, const char *kme)
+{
+    for (size_t i = 0; i < cfg->n_links; i++)
+        if (!strcmp(cfg->links[i].peer, kme)) return (long)i;
+    return -1;
+}
+
 /* The link serving a master here and its slaves: the loopback link when
  * they are all attached here. */
 static int kagi__route(kagi__kme *k, const char *const *slaves, unsigned n, uint32_t *link,
@@ -392,19 +399,19 @@ static int kagi__route(kagi__kme *k, const char *const *slaves, unsigned n, uint
         }
         kme = s->kme;
     }
-    for (size_t i = 0; i < cfg->n_links; i++)
-        if (!strcmp(cfg->links[i].peer, kme)) {
-            if (strcmp(kme, cfg->kme_id) != 0) {
-                /* Phase 2: key agreement with the peer KME and relay. */
-                snprintf(msg, cap, "keys for SAEs at KME %s need the peer protocol, which this "
-                         "KME does not run yet", kme);
-                return 503;
-            }
-            *link = k->link_ids[i];
-            return 0;
-        }
-    snprintf(msg, cap, "no link of this KME reaches KME %s", kme);
-    return 503;
+    long i = kagi__link_to(cfg, kme);
+    if (i < 0) {
+        snprintf(msg, cap, "no link of this KME reaches KME %s", kme);
+        return 503;
+    }
+    if (strcmp(kme, cfg->kme_id) != 0) {
+        /* Phase 2: key agreement with the peer KME and relay. */
+        snprintf(msg, cap, "keys for SAEs at KME %s need the peer protocol, which this "
+                 "KME does not run yet", kme);
+        return 503;
+    }
+    *link = k->link_ids[i];
+    return 0;
 }
 
 static void kagi__status(kagi__kme *k, kagi__conn *conn, const kagi_etsi_req *r)
@@ -418,11 +425,8 @@ static void kagi__status(kagi__kme *k, kagi__conn *conn, const kagi_etsi_req *r)
         return;
     }
     uint64_t stored = 0;
-    for (size_t i = 0; i < cfg->n_links; i++)
-        if (!strcmp(cfg->links[i].peer, s->kme) && !strcmp(s->kme, cfg->kme_id)) {
-            stored = kagi_store_pool_bytes(k->store, k->link_ids[i]) / (cfg->key_size / 8);
-            break;
-        }
+    long i = strcmp(s->kme, cfg->kme_id) ? -1 : kagi__link_to(cfg, s->kme);
+    if (i >= 0) stored = kagi_store_pool_bytes(k->store, k->link_ids[i]) / (cfg->key_size / 8);
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "source_KME_ID", cfg->kme_id,
                           "target_KME_ID", s->kme, "master_SAE_ID", conn->sae, "slave_SAE_ID", s->id,
                           "key_size", (json_int_t)cfg->key_size, "stored_key_count", (json_int_t)stored,
@@ -599,7 +603,6 @@ static void kagi__conn_close(kagi__conn *c, const char *why)
     w->n_conns--;
     if (w->n_conns < w->max_conns) kagi__listen_on(w, 1);
     kagi__out_free(c);
-    c->closed = 1;
     if (c->call) {
         c->dead = 1; /* freed when its call comes back */
         return;
@@ -622,6 +625,17 @@ static void kagi__reap(kagi__worker *w)
     }
 }
 
+/* After an SSL call returned r <= 0: note which way the connection now
+ * waits, or close it with why (NULL: a quiet close) when it failed. The
+ * caller returns either way; c may be gone. */
+static void kagi__ssl_stall(kagi__conn *c, int r, const char *why)
+{
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) c->can_read = 0;
+    else if (e == SSL_ERROR_WANT_WRITE) c->can_write = 0;
+    else kagi__conn_close(c, why);
+}
+
 /* Drive a connection as far as it goes without blocking. */
 static void kagi__conn_io(kagi__conn *c)
 {
@@ -637,10 +651,7 @@ static void kagi__conn_io(kagi__conn *c)
                 kagi__identify(c);
                 continue;
             }
-            int e = SSL_get_error(c->ssl, r);
-            if (e == SSL_ERROR_WANT_READ) { c->can_read = 0; return; }
-            if (e == SSL_ERROR_WANT_WRITE) { c->can_write = 0; return; }
-            kagi__conn_close(c, "TLS handshake failed");
+            kagi__ssl_stall(c, r, "TLS handshake failed");
             return;
         }
         if (c->state == C_BUSY) return;
@@ -653,10 +664,7 @@ static void kagi__conn_io(kagi__conn *c)
                 ERR_clear_error();
                 int n = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
                 if (n <= 0) {
-                    int e = SSL_get_error(c->ssl, n);
-                    if (e == SSL_ERROR_WANT_WRITE) { c->can_write = 0; return; }
-                    if (e == SSL_ERROR_WANT_READ) { c->can_read = 0; return; }
-                    kagi__conn_close(c, "write failed");
+                    kagi__ssl_stall(c, n, "write failed");
                     return;
                 }
                 c->out_off += (size_t)n;
@@ -735,10 +743,7 @@ static void kagi__conn_io(kagi__conn *c)
         ERR_clear_error();
         int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
         if (n <= 0) {
-            int e = SSL_get_error(c->ssl, n);
-            if (e == SSL_ERROR_WANT_READ) { c->can_read = 0; return; }
-            if (e == SSL_ERROR_WANT_WRITE) { c->can_write = 0; return; }
-            kagi__conn_close(c, c->in_len ? "connection closed in a request" : NULL);
+            kagi__ssl_stall(c, n, c->in_len ? "connection closed in a request" : NULL);
             return;
         }
         c->in_len += (size_t)n;
@@ -852,7 +857,7 @@ static void *kagi__worker_main(void *arg)
                 kagi__on_done(w);
             } else {
                 kagi__conn *c = p;
-                if (c->closed) continue;
+                if (c->fd < 0) continue;
                 uint32_t e = evs[i].events;
                 if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->can_read = 1;
                 if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) c->can_write = 1;

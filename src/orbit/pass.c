@@ -112,7 +112,7 @@ static int kagi__add(kagi__passes *l, const kagi_pass *p)
     return KAGI_OK;
 }
 
-/* A pass from aos to los; best is its highest sample (best.t < 0 when
+/* A pass from aos to los; best is its highest sample (has_best 0 when
  * there is none between the two). */
 static int kagi__finish(kagi__scan *sc, kagi__passes *l, kagi__probe aos, kagi__probe los,
                         kagi__probe best, int has_best, double step, int starts_before,

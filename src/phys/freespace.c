@@ -362,14 +362,6 @@ void kagi_fso_counts_add(kagi_fso_counts *acc, const kagi_fso_counts *c)
 
 /* ---- Key ----------------------------------------------------------------------- */
 
-/* Binary entropy, 1 from 1/2 up (as keyrate.c takes it for bounds). */
-static double kagi__h(double p)
-{
-    if (!(p > 0)) return 0.0;
-    if (p >= 0.5) return 1.0;
-    return -p * log2(p) - (1 - p) * log2(1 - p);
-}
-
 /* length_before_ec - f n_X h(E_X) of the counts scaled by s. */
 static int kagi__length(const kagi_fso_link *l, const kagi_fso_counts *c, double s,
                         kagi_decoy_bound *b, double *lambda, double *len)

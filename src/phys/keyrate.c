@@ -12,15 +12,6 @@
 
 #define KAGI__LN2 0.69314718055994530942
 
-/* Binary entropy, clamped for bounds: 0 at or below 0, 1 from 1/2 up (an
- * error-rate bound at 1/2 or beyond leaves no secrecy). */
-static double kagi__h(double p)
-{
-    if (!(p > 0)) return 0.0;
-    if (p >= 0.5) return 1.0;
-    return -p * log2(p) - (1 - p) * log2(1 - p);
-}
-
 /* a / b, 0 when nothing was detected (b = 0, e.g. Y0 = 0 past the point
  * where the transmittance underflows). */
 static double kagi__ratio(double a, double b)
@@ -152,6 +143,15 @@ static double kagi__dark_or_photon(double eta, double y0, double k)
     return y0 + (1 - y0) * -expm1(-eta * k);
 }
 
+/* The model at mean click probability dbar per pulse. */
+static kagi__det kagi__det_at(const kagi_link *l, double eta, double dbar)
+{
+    kagi__det d = {eta, l->dark_count, l->misalignment, l->afterpulse,
+                   l->afterpulse * dbar / (1 - l->afterpulse),
+                   l->afterpulse_model == KAGI_AFTERPULSE_LIM};
+    return d;
+}
+
 /* mix: average the clicks over the three classes (p_mu), else over the
  * signal alone (infinite decoys: decoys are a vanishing share). */
 static kagi__det kagi__det_of(const kagi_link *l, double eta, int mix)
@@ -159,10 +159,7 @@ static kagi__det kagi__det_of(const kagi_link *l, double eta, int mix)
     double dbar = 0;
     for (int k = 0; k < (mix ? 3 : 1); k++)
         dbar += (mix ? l->p_mu[k] : 1) * kagi__dark_or_photon(eta, l->dark_count, l->mu[k]);
-    kagi__det d = {eta, l->dark_count, l->misalignment, l->afterpulse,
-                   l->afterpulse * dbar / (1 - l->afterpulse),
-                   l->afterpulse_model == KAGI_AFTERPULSE_LIM};
-    return d;
+    return kagi__det_at(l, eta, dbar);
 }
 
 /* Clicks of a pulse whose dark-or-photon click probability is c. */
@@ -185,12 +182,22 @@ static double kagi__errp(const kagi__det *d, double k)
     return 0.5 * d->y0 + d->ed * -expm1(-d->eta * k) + 0.5 * (kagi__with_ap(d, c) - c);
 }
 
+/* kagi__det_of, kagi__gain and kagi__errp of the three classes, each
+ * class's photon click probability computed once (the free-space model
+ * calls this 65 times a sample): the same values, bit for bit. */
 void kagi__detect(const kagi_link *l, double eta, double gain[3], double err[3])
 {
-    kagi__det d = kagi__det_of(l, eta, 1);
+    double s[3], c[3], dbar = 0;
     for (int k = 0; k < 3; k++) {
-        gain[k] = kagi__gain(&d, l->mu[k]);
-        err[k] = kagi__errp(&d, l->mu[k]);
+        s[k] = -expm1(-eta * l->mu[k]);
+        c[k] = l->dark_count + (1 - l->dark_count) * s[k]; /* kagi__dark_or_photon */
+        dbar += l->p_mu[k] * c[k];
+    }
+    kagi__det d = kagi__det_at(l, eta, dbar);
+    for (int k = 0; k < 3; k++) {
+        double a = kagi__with_ap(&d, c[k]);
+        gain[k] = a;
+        err[k] = 0.5 * d.y0 + d.ed * s[k] + 0.5 * (a - c[k]);
     }
 }
 

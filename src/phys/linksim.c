@@ -61,8 +61,7 @@ typedef struct kagi__alias {
 typedef struct kagi__model {
     uint64_t pulses, dead;   /* pulses to send; pulses ignored after a click */
     double eta;              /* per-photon detection probability */
-    double pc[3];            /* click probability of a pulse of each class */
-    double p_click;          /* sum_k p_mu[k] pc[k] */
+    double p_click;          /* sum_k p_mu[k] (click probability of class k) */
     double inv_rate;         /* 1 / -ln(1 - p_click) */
     uint64_t zk[256];        /* ziggurat: u < zk[i] is inside layer i's core */
     double zw[256];          /* x_i 2^-53 */
@@ -248,8 +247,8 @@ static void kagi__model_init(kagi__model *m, const kagi_linksim *p)
     int n = 0, na = 0;
     for (int k = 0; k < 3; k++) {
         double e = exp(-m->eta * l->mu[k]), s = -expm1(-m->eta * l->mu[k]);
-        m->pc[k] = s + y0 * e; /* 1 - (1 - Y0) e^(-eta mu), without cancellation */
-        m->p_click += l->p_mu[k] * m->pc[k];
+        double pc = s + y0 * e; /* 1 - (1 - Y0) e^(-eta mu), without cancellation */
+        m->p_click += l->p_mu[k] * pc;
         double kind[4] = {s * (1 - y0) * (1 - f), s * (1 - y0) * f, e * y0, s * y0};
         for (int a = 0; a < 2; a++)
             for (int b = 0; b < 2; b++)

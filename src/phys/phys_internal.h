@@ -2,6 +2,7 @@
 #ifndef KAGI_PHYS_INTERNAL_H
 #define KAGI_PHYS_INTERNAL_H
 
+#include "kagi/estimate.h"
 #include "kagi/keyrate.h"
 
 /* The detection model of kagi/keyrate.h at total transmittance eta
@@ -14,5 +15,15 @@
  * the free-space pass model (src/phys/freespace.c) calls it sample by
  * sample. */
 void kagi__detect(const kagi_link *l, double eta, double gain[3], double err[3]);
+
+/* Binary entropy (kagi_h2) clamped for bounds: 0 at or below 0, 1 from 1/2
+ * up (an error-rate bound at 1/2 or beyond leaves no secrecy). The key
+ * formulas of keyrate.c and freespace.c both take it so. */
+static inline double kagi__h(double p)
+{
+    if (!(p > 0)) return 0.0;
+    if (p >= 0.5) return 1.0;
+    return kagi_h2(p);
+}
 
 #endif

@@ -19,52 +19,6 @@
 #include "kagi/sim.h"
 #include "sim_internal.h"
 
-/* ---- Atomic files -------------------------------------------------------- */
-
-typedef struct kagi__aw {
-    FILE *f;
-    char tmp[4096];
-    const char *path;
-} kagi__aw;
-
-static int kagi__aw_open(kagi__aw *w, const char *path)
-{
-    w->path = path;
-    w->f = NULL;
-    if (snprintf(w->tmp, sizeof w->tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof w->tmp)
-        return kagi__err(KAGI_ERR_IO, "%s: path too long", path);
-    int fd = mkstemp(w->tmp);
-    if (fd < 0) return kagi__err(KAGI_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    if (fchmod(fd, 0644) != 0 || !(w->f = fdopen(fd, "w"))) {
-        int e = errno;
-        close(fd);
-        unlink(w->tmp);
-        return kagi__err(KAGI_ERR_IO, "%s: cannot open for writing: %s", path, strerror(e));
-    }
-    return KAGI_OK;
-}
-
-/* Finish: on rc == KAGI_OK flush, sync and rename; else remove. */
-static int kagi__aw_close(kagi__aw *w, int rc)
-{
-    if (!w->f) return rc;
-    if (rc == KAGI_OK) {
-        errno = 0;
-        if (fflush(w->f) != 0 || ferror(w->f))
-            rc = kagi__err(KAGI_ERR_IO, "%s: write failed: %s", w->path,
-                           strerror(errno ? errno : EIO));
-        else if (fsync(fileno(w->f)) != 0)
-            rc = kagi__err(KAGI_ERR_IO, "%s: fsync failed: %s", w->path, strerror(errno));
-    }
-    if (fclose(w->f) != 0 && rc == KAGI_OK)
-        rc = kagi__err(KAGI_ERR_IO, "%s: close failed: %s", w->path, strerror(errno));
-    w->f = NULL;
-    if (rc == KAGI_OK && rename(w->tmp, w->path) != 0)
-        rc = kagi__err(KAGI_ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
-    if (rc != KAGI_OK) unlink(w->tmp);
-    return rc;
-}
-
 /* mkdir -p */
 static int kagi__mkdirs(const char *dir)
 {
@@ -129,6 +83,19 @@ static void kagi__jnum(FILE *f, double v)
         fputs("null", f);
 }
 
+/* , "key": "s" and , "key": v (the fields after an object's first). */
+static void kagi__jks(FILE *f, const char *key, const char *s)
+{
+    fprintf(f, ", \"%s\": ", key);
+    kagi__jstr(f, s);
+}
+
+static void kagi__jkn(FILE *f, const char *key, double v)
+{
+    fprintf(f, ", \"%s\": ", key);
+    kagi__jnum(f, v);
+}
+
 static void kagi__xml(FILE *f, const char *s)
 {
     for (; *s; s++) {
@@ -180,6 +147,15 @@ static void kagi__pc_add(kagi__pc *c, const kagi_sim_pass *p)
     c->used += p->used != 0;
     c->with_key += p->used && p->pass_key_bits > 0;
     c->key_bits += p->key_bits;
+}
+
+/* The pass counts that close a link's, station's or satellite's object. */
+static void kagi__jpc(FILE *f, const kagi__pc *c)
+{
+    fprintf(f, ", \"passes\": %llu, \"passes_night\": %llu, \"passes_used\": %llu, "
+               "\"passes_with_key\": %llu, \"pass_key_bits\": %llu}",
+            KAGI__U(c->passes), KAGI__U(c->night), KAGI__U(c->used), KAGI__U(c->with_key),
+            KAGI__U(c->key_bits));
 }
 
 /* Pass counts per link, satellite and station; 0 or KAGI_ERR_NOMEM. */
@@ -259,10 +235,8 @@ static int kagi__metrics(const kagi_sim *s, FILE *f)
         }
         fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
         kagi__jstr(f, n->name);
-        fprintf(f, ", \"lat\": ");
-        kagi__jnum(f, n->lat_deg);
-        fprintf(f, ", \"lon\": ");
-        kagi__jnum(f, n->lon_deg);
+        kagi__jkn(f, "lat", n->lat_deg);
+        kagi__jkn(f, "lon", n->lon_deg);
         fprintf(f, ", \"trusted\": %s, \"up\": %s, \"capacity_bits\": %llu, \"held_bits\": %llu}",
                 n->trusted ? "true" : "false", s->up[i] ? "true" : "false",
                 KAGI__U(n->capacity_bits), KAGI__U(held));
@@ -274,16 +248,12 @@ static int kagi__metrics(const kagi_sim *s, FILE *f)
         kagi_sim_link(s, i, &ls);
         fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
         kagi__jstr(f, l->name);
-        fprintf(f, ", \"a\": ");
-        kagi__jstr(f, sc->nodes[l->a].name);
-        fprintf(f, ", \"b\": ");
-        kagi__jstr(f, sc->nodes[l->b].name);
+        kagi__jks(f, "a", sc->nodes[l->a].name);
+        kagi__jks(f, "b", sc->nodes[l->b].name);
         fprintf(f, ", \"kind\": \"%s\", \"length_km\": ", kagi__kind_name(l->kind));
         kagi__jnum(f, ls.length_km);
-        fprintf(f, ", \"rate_bps\": ");
-        kagi__jnum(f, ls.rate_bps);
-        fprintf(f, ", \"qber\": ");
-        kagi__jnum(f, ls.qber);
+        kagi__jkn(f, "rate_bps", ls.rate_bps);
+        kagi__jkn(f, "qber", ls.qber);
         fprintf(f, ", \"block_bits\": %llu, \"block_s\": ", KAGI__U(ls.block_bits));
         kagi__jnum(f, ls.block_s);
         fprintf(f, ", \"pool_capacity_bits\": %llu, \"state\": \"%s\", \"generated_bits\": %llu, "
@@ -297,56 +267,37 @@ static int kagi__metrics(const kagi_sim *s, FILE *f)
         if (!l->sat) {
             fputc('}', f);
         } else {
-            kagi__pc c = pc.link[i];
-            fprintf(f, ", \"satellite\": ");
-            kagi__jstr(f, sc->nodes[sc->satellites[l->sat - 1].node].name);
-            fprintf(f, ", \"station\": ");
-            kagi__jstr(f, sc->nodes[sc->stations[l->gs - 1].node].name);
-            fprintf(f, ", \"passes\": %llu, \"passes_night\": %llu, \"passes_used\": %llu, "
-                       "\"passes_with_key\": %llu, \"pass_key_bits\": %llu}", KAGI__U(c.passes),
-                    KAGI__U(c.night), KAGI__U(c.used), KAGI__U(c.with_key), KAGI__U(c.key_bits));
+            kagi__jks(f, "satellite", sc->nodes[sc->satellites[l->sat - 1].node].name);
+            kagi__jks(f, "station", sc->nodes[sc->stations[l->gs - 1].node].name);
+            kagi__jpc(f, &pc.link[i]);
         }
     }
     fprintf(f, "\n  ],\n  \"ground_stations\": [");
     for (size_t g = 0; g < sc->nstations; g++) {
         const kagi_sc_station *gs = &sc->stations[g];
-        kagi__pc c = pc.gs[g];
         fprintf(f, "%s\n    {\"name\": ", g ? "," : "");
         kagi__jstr(f, sc->nodes[gs->node].name);
-        fprintf(f, ", \"alt_m\": ");
-        kagi__jnum(f, gs->alt_m);
-        fprintf(f, ", \"min_elevation_deg\": ");
-        kagi__jnum(f, gs->min_el_deg);
-        fprintf(f, ", \"link\": ");
-        kagi__jstr(f, gs->preset);
-        fprintf(f, ", \"passes\": %llu, \"passes_night\": %llu, \"passes_used\": %llu, "
-                   "\"passes_with_key\": %llu, \"pass_key_bits\": %llu}", KAGI__U(c.passes),
-                KAGI__U(c.night), KAGI__U(c.used), KAGI__U(c.with_key), KAGI__U(c.key_bits));
+        kagi__jkn(f, "alt_m", gs->alt_m);
+        kagi__jkn(f, "min_elevation_deg", gs->min_el_deg);
+        kagi__jks(f, "link", gs->preset);
+        kagi__jpc(f, &pc.gs[g]);
     }
     fprintf(f, "%s],\n  \"satellites\": [", sc->nstations ? "\n  " : "");
     for (size_t k = 0; k < sc->nsatellites; k++) {
         const kagi_sc_satellite *sa = &sc->satellites[k];
-        kagi__pc c = pc.sat[k];
         char ep[KAGI_UTC_STRLEN];
         if (kagi_utc_format(sa->tle.epoch, 3, ep, sizeof ep) != KAGI_OK) ep[0] = 0;
         fprintf(f, "%s\n    {\"name\": ", k ? "," : "");
         kagi__jstr(f, sc->nodes[sa->node].name);
-        fprintf(f, ", \"catalogue_number\": ");
-        kagi__jstr(f, sa->tle.satnum);
-        fprintf(f, ", \"tle_epoch_utc\": ");
-        kagi__jstr(f, ep);
-        fprintf(f, ", \"mean_motion_rev_per_day\": ");
-        kagi__jnum(f, sa->tle.mean_motion);
-        fprintf(f, ", \"inclination_deg\": ");
-        kagi__jnum(f, sa->tle.incl_deg);
-        fprintf(f, ", \"link\": ");
-        kagi__jstr(f, sa->preset);
+        kagi__jks(f, "catalogue_number", sa->tle.satnum);
+        kagi__jks(f, "tle_epoch_utc", ep);
+        kagi__jkn(f, "mean_motion_rev_per_day", sa->tle.mean_motion);
+        kagi__jkn(f, "inclination_deg", sa->tle.incl_deg);
+        kagi__jks(f, "link", sa->preset);
         fprintf(f, ", \"passes_per_block\": %u, \"night_only\": %s, \"pass_step_s\": ",
                 sa->passes_per_block, sa->night_only ? "true" : "false");
         kagi__jnum(f, sa->step_s);
-        fprintf(f, ", \"passes\": %llu, \"passes_night\": %llu, \"passes_used\": %llu, "
-                   "\"passes_with_key\": %llu, \"pass_key_bits\": %llu}", KAGI__U(c.passes),
-                KAGI__U(c.night), KAGI__U(c.used), KAGI__U(c.with_key), KAGI__U(c.key_bits));
+        kagi__jpc(f, &pc.sat[k]);
     }
     fprintf(f, "%s],\n  \"demands\": [", sc->nsatellites ? "\n  " : "");
     for (size_t i = 0; i < s->nd; i++) {
@@ -355,10 +306,8 @@ static int kagi__metrics(const kagi_sim *s, FILE *f)
         kagi_sim_demand(s, i, &ds);
         fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
         kagi__jstr(f, d->name);
-        fprintf(f, ", \"from\": ");
-        kagi__jstr(f, sc->nodes[d->src].name);
-        fprintf(f, ", \"to\": ");
-        kagi__jstr(f, sc->nodes[d->dst].name);
+        kagi__jks(f, "from", sc->nodes[d->src].name);
+        kagi__jks(f, "to", sc->nodes[d->dst].name);
         fprintf(f, ", \"policy\": \"%s\", \"split\": %u, \"requests\": %llu, \"served\": %llu, "
                    "\"blocked\": %llu, \"timed_out\": %llu, \"waiting\": %llu, "
                    "\"served_bits\": %llu, \"drawn_bits\": %llu, \"hop_messages\": %llu, "
@@ -368,8 +317,7 @@ static int kagi__metrics(const kagi_sim *s, FILE *f)
                 KAGI__U(ds.waiting), KAGI__U(ds.served_bits), KAGI__U(ds.drawn_bits),
                 KAGI__U(ds.hop_messages), KAGI__U(ds.routes));
         kagi__jnum(f, ds.served ? ds.wait_total_s / (double)ds.served : 0);
-        fprintf(f, ", \"wait_max_s\": ");
-        kagi__jnum(f, ds.wait_max_s);
+        kagi__jkn(f, "wait_max_s", ds.wait_max_s);
         fprintf(f, "}");
     }
     fprintf(f, "\n  ],\n  \"events\": [");
@@ -390,17 +338,17 @@ static int kagi__metrics(const kagi_sim *s, FILE *f)
 
 int kagi_sim_write_metrics(const kagi_sim *s, const char *path)
 {
-    kagi__aw w;
-    KAGI__TRY(kagi__aw_open(&w, path));
-    return kagi__aw_close(&w, kagi__metrics(s, w.f));
+    kagi__afile w;
+    KAGI__TRY(kagi__afile_open(&w, path, 0644, 1));
+    return kagi__afile_close(&w, kagi__metrics(s, w.f));
 }
 
 /* ---- CSV ------------------------------------------------------------------------- */
 
 static int kagi__write_csv(const kagi_sim *s, const char *path, int links)
 {
-    kagi__aw w;
-    KAGI__TRY(kagi__aw_open(&w, path));
+    kagi__afile w;
+    KAGI__TRY(kagi__afile_open(&w, path, 0644, 1));
     FILE *f = w.f;
     const kagi_scenario *sc = s->sc;
     if (links)
@@ -423,14 +371,14 @@ static int kagi__write_csv(const kagi_sim *s, const char *path, int links)
                         KAGI__U(kagi_sim_demand_sample(s, k, i, KAGI_SIM_TIMED_OUT)),
                         KAGI__U(kagi_sim_demand_sample(s, k, i, KAGI_SIM_WAITING)));
     }
-    return kagi__aw_close(&w, KAGI_OK);
+    return kagi__afile_close(&w, KAGI_OK);
 }
 
 /* passes.csv: one row per pass of a satellite over a ground station. */
 static int kagi__write_passes(const kagi_sim *s, const char *path)
 {
-    kagi__aw w;
-    KAGI__TRY(kagi__aw_open(&w, path));
+    kagi__afile w;
+    KAGI__TRY(kagi__afile_open(&w, path, 0644, 1));
     FILE *f = w.f;
     const kagi_scenario *sc = s->sc;
     fputs("satellite,station,aos_utc,los_utc,aos_s,tca_s,los_s,max_elevation_deg,light,used,"
@@ -445,7 +393,7 @@ static int kagi__write_passes(const kagi_sim *s, const char *path)
                 a, b, p->aos_s, p->tca_s, p->los_s, p->max_el_deg, kagi__light_name(p->light),
                 p->used ? 1 : 0, p->block, KAGI__U(p->pass_key_bits), KAGI__U(p->key_bits));
     }
-    return kagi__aw_close(&w, KAGI_OK);
+    return kagi__afile_close(&w, KAGI_OK);
 }
 
 /* ---- report.html ---------------------------------------------------------------- */
@@ -1113,10 +1061,10 @@ int kagi_sim_write(const kagi_sim *s, const char *dir)
         } else if (k == 3) {
             KAGI__TRY(kagi__write_passes(s, path));
         } else {
-            kagi__aw w;
-            KAGI__TRY(kagi__aw_open(&w, path));
+            kagi__afile w;
+            KAGI__TRY(kagi__afile_open(&w, path, 0644, 1));
             int rc = kagi__report(s, dir, w.f);
-            KAGI__TRY(kagi__aw_close(&w, rc));
+            KAGI__TRY(kagi__afile_close(&w, rc));
         }
     }
     return KAGI_OK;

@@ -86,28 +86,13 @@ static void kagi__hpush(kagi_sim *s, double d, uint32_t h, uint32_t n)
     if (s->rhn == s->rhcap) return; /* cannot happen: each link pushes at most twice */
     struct kagi__hn e = {d, h, n};
     size_t i = s->rhn++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!kagi__hless(&e, &s->rh[p])) break;
-        s->rh[i] = s->rh[p];
-        i = p;
-    }
-    s->rh[i] = e;
+    KAGI__HEAP_SIFT_UP(s->rh, i, e, kagi__hless);
 }
 
 static struct kagi__hn kagi__hpop(kagi_sim *s)
 {
     struct kagi__hn top = s->rh[0], last = s->rh[--s->rhn];
-    size_t i = 0, n = s->rhn;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && kagi__hless(&s->rh[c + 1], &s->rh[c])) c++;
-        if (!kagi__hless(&s->rh[c], &last)) break;
-        s->rh[i] = s->rh[c];
-        i = c;
-    }
-    if (n) s->rh[i] = last;
+    KAGI__HEAP_SIFT_DOWN(s->rh, s->rhn, last, kagi__hless);
     return top;
 }
 
@@ -147,6 +132,7 @@ static uint32_t kagi__one(kagi_sim *s, uint32_t src, uint32_t dst, uint64_t size
         for (uint32_t k = s->adj_off[u]; k < s->adj_off[u + 1]; k++) {
             uint32_t li = s->adj[k], v = s->adjn[k];
             if (v == src || s->ban[v] == bs || s->lban[li] == bs) continue;
+            if (H && H[v] == UINT16_MAX) continue; /* cannot reach dst at all */
             kagi__lk *l = &s->lk[li];
             if (!l->usable) continue;
             uint64_t need = (u == src && v == dst) ? size : relay_need;
@@ -164,7 +150,6 @@ static uint32_t kagi__one(kagi_sim *s, uint32_t src, uint32_t dst, uint64_t size
                 c = r > g ? r : g;
             }
             uint32_t nh = e.h + 1;
-            if (H && H[v] == UINT16_MAX) continue; /* cannot reach dst at all */
             if (s->seen[v] != st || c < s->dist[v] || (c == s->dist[v] && nh < s->hops[v])) {
                 s->seen[v] = st;
                 s->dist[v] = c;

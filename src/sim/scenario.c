@@ -97,76 +97,62 @@ void kagi_sc_pair_link(const kagi_scenario *sc, size_t sat, size_t gs, kagi_fso_
     out->qkd.eps_cor = p->qkd.eps_cor;
 }
 
-/* Grow an array of elem-sized items to hold one more. */
-static int kagi__grow(void **p, size_t n, size_t *cap, size_t elem)
+/* Append the elem-sized item to the array *p of *n items (room for *cap),
+ * growing it as needed; its index into *index if asked. On failure, owned
+ * (the item's heap part, which the array would have taken over) is freed. */
+static int kagi__append(void **p, size_t *n, size_t *cap, const void *item, size_t elem,
+                        void *owned, size_t *index)
 {
-    if (n < *cap) return KAGI_OK;
-    size_t nc = *cap ? *cap * 2 : 16;
-    void *q = realloc(*p, nc * elem);
-    if (!q) return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
-    *p = q;
-    *cap = nc;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        void *q = realloc(*p, nc * elem);
+        if (!q) {
+            free(owned);
+            return kagi__err(KAGI_ERR_NOMEM, "scenario: out of memory");
+        }
+        *p = q;
+        *cap = nc;
+    }
+    memcpy((char *)*p + *n * elem, item, elem);
+    if (index) *index = *n;
+    (*n)++;
     return KAGI_OK;
 }
 
 int kagi_scenario_add_node(kagi_scenario *sc, const kagi_sc_node *n, size_t *index)
 {
-    KAGI__TRY(kagi__grow((void **)&sc->nodes, sc->nnodes, &sc->cap_[0], sizeof *n));
-    sc->nodes[sc->nnodes] = *n;
-    if (index) *index = sc->nnodes;
-    sc->nnodes++;
-    return KAGI_OK;
+    return kagi__append((void **)&sc->nodes, &sc->nnodes, &sc->cap_[0], n, sizeof *n, NULL,
+                        index);
 }
 
 int kagi_scenario_add_link(kagi_scenario *sc, const kagi_sc_link *l, size_t *index)
 {
-    int rc = kagi__grow((void **)&sc->links, sc->nlinks, &sc->cap_[1], sizeof *l);
-    if (rc) {
-        free(l->windows);
-        return rc;
-    }
-    sc->links[sc->nlinks] = *l;
-    if (index) *index = sc->nlinks;
-    sc->nlinks++;
-    return KAGI_OK;
+    return kagi__append((void **)&sc->links, &sc->nlinks, &sc->cap_[1], l, sizeof *l,
+                        l->windows, index);
 }
 
 int kagi_scenario_add_demand(kagi_scenario *sc, const kagi_sc_demand *d, size_t *index)
 {
-    int rc = kagi__grow((void **)&sc->demands, sc->ndemands, &sc->cap_[2], sizeof *d);
-    if (rc) {
-        free(d->schedule);
-        return rc;
-    }
-    sc->demands[sc->ndemands] = *d;
-    if (index) *index = sc->ndemands;
-    sc->ndemands++;
-    return KAGI_OK;
+    return kagi__append((void **)&sc->demands, &sc->ndemands, &sc->cap_[2], d, sizeof *d,
+                        d->schedule, index);
 }
 
 int kagi_scenario_add_event(kagi_scenario *sc, const kagi_sc_event *e)
 {
-    KAGI__TRY(kagi__grow((void **)&sc->events, sc->nevents, &sc->cap_[3], sizeof *e));
-    sc->events[sc->nevents++] = *e;
-    return KAGI_OK;
+    return kagi__append((void **)&sc->events, &sc->nevents, &sc->cap_[3], e, sizeof *e, NULL,
+                        NULL);
 }
 
 int kagi_scenario_add_station(kagi_scenario *sc, const kagi_sc_station *g, size_t *index)
 {
-    KAGI__TRY(kagi__grow((void **)&sc->stations, sc->nstations, &sc->cap_[4], sizeof *g));
-    sc->stations[sc->nstations] = *g;
-    if (index) *index = sc->nstations;
-    sc->nstations++;
-    return KAGI_OK;
+    return kagi__append((void **)&sc->stations, &sc->nstations, &sc->cap_[4], g, sizeof *g,
+                        NULL, index);
 }
 
 int kagi_scenario_add_satellite(kagi_scenario *sc, const kagi_sc_satellite *s, size_t *index)
 {
-    KAGI__TRY(kagi__grow((void **)&sc->satellites, sc->nsatellites, &sc->cap_[5], sizeof *s));
-    sc->satellites[sc->nsatellites] = *s;
-    if (index) *index = sc->nsatellites;
-    sc->nsatellites++;
-    return KAGI_OK;
+    return kagi__append((void **)&sc->satellites, &sc->nsatellites, &sc->cap_[5], s,
+                        sizeof *s, NULL, index);
 }
 
 int kagi_scenario_link_satellites(kagi_scenario *sc)

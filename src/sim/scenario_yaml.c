@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,22 +337,41 @@ static kagi__yn *kagi__item(kagi__y *y, kagi__yn *seq, size_t i)
     return kagi__node(y, seq->data.sequence.items.start[i]);
 }
 
+/* "unknown WHAT 'NAME'" with a suggestion from count records of stride bytes
+ * at recs, each starting with its name (kagi_sc_node, kagi_sc_link). */
+_Static_assert(offsetof(kagi_sc_node, name) == 0, "kagi__unknown reads the name first");
+_Static_assert(offsetof(kagi_sc_link, name) == 0, "kagi__unknown reads the name first");
+static int kagi__unknown(kagi__y *y, kagi__yn *n, const char *path, const char *what,
+                         const char *name, const void *recs, size_t stride, size_t count)
+{
+    const char **names = malloc((count + 1) * sizeof *names);
+    char sug[96] = "";
+    if (names) {
+        for (size_t k = 0; k < count; k++) names[k] = (const char *)recs + k * stride;
+        kagi__suggest(name, names, count, sug, sizeof sug);
+        free(names);
+    }
+    return kagi__yerr(y, n, path, "unknown %s '%s'%s", what, name, sug);
+}
+
+/* The error kagi_errdetail describes (from a library call), prefixed, at n.
+ * Copied first: kagi__yerr sets a new detail. */
+static int kagi__yerr_detail(kagi__y *y, kagi__yn *n, const char *path, const char *prefix)
+{
+    char d[400];
+    snprintf(d, sizeof d, "%s", kagi_errdetail());
+    return kagi__yerr(y, n, path, "%s%s", prefix, d);
+}
+
 /* A node named by a scalar. */
 static int kagi__node_ref(kagi__y *y, kagi__yn *n, const char *path, size_t *out)
 {
     char name[KAGI_SC_NAME_MAX];
     KAGI__TRY(kagi__name(y, n, path, name));
     long i = kagi_scenario_node(y->sc, name);
-    if (i < 0) {
-        const char **names = malloc((y->sc->nnodes + 1) * sizeof *names);
-        char sug[96] = "";
-        if (names) {
-            for (size_t k = 0; k < y->sc->nnodes; k++) names[k] = y->sc->nodes[k].name;
-            kagi__suggest(name, names, y->sc->nnodes, sug, sizeof sug);
-            free(names);
-        }
-        return kagi__yerr(y, n, path, "unknown node '%s'%s", name, sug);
-    }
+    if (i < 0)
+        return kagi__unknown(y, n, path, "node", name, y->sc->nodes, sizeof *y->sc->nodes,
+                             y->sc->nnodes);
     *out = (size_t)i;
     return KAGI_OK;
 }
@@ -419,6 +439,56 @@ static const char *const kagi__link_keys[] = {
     "name", "ends", "length_km", "key_rate", "block_bits", "windows", "pool_bits"};
 enum { KAGI__NMODEL = 23, KAGI__NLINK = 30, KAGI__FIRST_MODEL_ONLY = 0 };
 
+/* [PS, PD]: signal and decoy probabilities, the vacuum the rest. */
+static int kagi__pmu(kagi__y *y, kagi__yn *v, const char *path, double p_mu[3])
+{
+    size_t n = 0;
+    KAGI__TRY(kagi__seq(y, v, path, &n));
+    if (n != 2)
+        return kagi__yerr(y, v, path, "expected [PS, PD]: signal and decoy probabilities (the "
+                          "vacuum gets the rest)");
+    double a, b;
+    KAGI__TRY(kagi__num(y, kagi__item(y, v, 0), path, 0, 0, 1, 0, "", &a));
+    KAGI__TRY(kagi__num(y, kagi__item(y, v, 1), path, 0, 0, 1, 0, "", &b));
+    if (!(a + b < 1))
+        return kagi__yerr(y, v, path, "%g + %g is impossible: must be below 1 (the vacuum gets "
+                          "the rest)", a, b);
+    p_mu[0] = a;
+    p_mu[1] = b;
+    p_mu[2] = 1 - a - b;
+    return KAGI_OK;
+}
+
+/* The device and protocol keys that fibre links and the two ends of a
+ * free-space link share, parsed the same way into q. The order of each run
+ * (det_eff..misalignment, mu..p_mu, clock..ec_efficiency, eps_sec..eps_cor)
+ * is that of the key tables, which index into it by offset. */
+enum {
+    KAGI__QF_DET_EFF, KAGI__QF_DARK, KAGI__QF_AFTERPULSE, KAGI__QF_AP_MODEL, KAGI__QF_DEAD,
+    KAGI__QF_MISALIGN, KAGI__QF_MU, KAGI__QF_DECOY_MU, KAGI__QF_VACUUM_MU, KAGI__QF_P_MU,
+    KAGI__QF_CLOCK, KAGI__QF_EC, KAGI__QF_EPS_SEC, KAGI__QF_EPS_COR
+};
+
+static int kagi__qkd_field(kagi__y *y, int f, kagi__yn *v, const char *path, kagi_link *q)
+{
+    switch (f) {
+    case KAGI__QF_DET_EFF: return kagi__num(y, v, path, 0, 0, 1, 1, "", &q->det_eff);
+    case KAGI__QF_DARK: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &q->dark_count);
+    case KAGI__QF_AFTERPULSE: return kagi__num(y, v, path, 0, 1, 1, 0, "", &q->afterpulse);
+    case KAGI__QF_AP_MODEL: return kagi__ap_model(y, v, path, &q->afterpulse_model);
+    case KAGI__QF_DEAD: return kagi__num(y, v, path, 0, 1, 1, 1, "s", &q->dead_time_s);
+    case KAGI__QF_MISALIGN: return kagi__num(y, v, path, 0, 1, 0.5, 1, "", &q->misalignment);
+    case KAGI__QF_MU: return kagi__num(y, v, path, 0, 0, 100, 1, "photons", &q->mu[0]);
+    case KAGI__QF_DECOY_MU: return kagi__num(y, v, path, 0, 0, 100, 1, "photons", &q->mu[1]);
+    case KAGI__QF_VACUUM_MU: return kagi__num(y, v, path, 0, 1, 100, 1, "photons", &q->mu[2]);
+    case KAGI__QF_P_MU: return kagi__pmu(y, v, path, q->p_mu);
+    case KAGI__QF_CLOCK: return kagi__num(y, v, path, 0, 0, 1e15, 1, "Hz", &q->clock_hz);
+    case KAGI__QF_EC: return kagi__num(y, v, path, 1, 1, 10, 1, "", &q->f_ec);
+    case KAGI__QF_EPS_SEC: return kagi__num(y, v, path, 0, 0, 1, 0, "", &q->eps_sec);
+    default: return kagi__num(y, v, path, 0, 0, 1, 0, "", &q->eps_cor);
+    }
+}
+
 typedef struct kagi__lctx {
     kagi_sc_link *l;
     unsigned model_keys;    /* how many device/protocol keys the item gave */
@@ -475,38 +545,16 @@ static int kagi__link_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, 
     case 4: return kagi__num(y, v, path, 1, 1, 10, 1, "", &l->route_factor);
     case 5: return kagi__num(y, v, path, 0, 1, 100, 1, "dB/km", &m->fiber_loss_db_km);
     case 6: return kagi__num(y, v, path, 0, 1, 1000, 1, "dB", &m->extra_loss_db);
-    case 7: return kagi__num(y, v, path, 0, 0, 1, 1, "", &m->det_eff);
-    case 8: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &m->dark_count);
-    case 9: return kagi__num(y, v, path, 0, 1, 1, 0, "", &m->afterpulse);
-    case 10:
-        return kagi__ap_model(y, v, path, &m->afterpulse_model);
-    case 11: return kagi__num(y, v, path, 0, 1, 1, 1, "s", &m->dead_time_s);
-    case 12: return kagi__num(y, v, path, 0, 1, 0.5, 1, "", &m->misalignment);
-    case 13: return kagi__num(y, v, path, 0, 0, 100, 1, "photons", &m->mu[0]);
-    case 14: return kagi__num(y, v, path, 0, 0, 100, 1, "photons", &m->mu[1]);
-    case 15: return kagi__num(y, v, path, 0, 1, 100, 1, "photons", &m->mu[2]);
-    case 16: {
-        size_t n = 0;
-        KAGI__TRY(kagi__seq(y, v, path, &n));
-        if (n != 2) return kagi__yerr(y, v, path, "expected [PS, PD]: signal and decoy "
-                                      "probabilities (the vacuum gets the rest)");
-        double a, b;
-        KAGI__TRY(kagi__num(y, kagi__item(y, v, 0), path, 0, 0, 1, 0, "", &a));
-        KAGI__TRY(kagi__num(y, kagi__item(y, v, 1), path, 0, 0, 1, 0, "", &b));
-        if (!(a + b < 1))
-            return kagi__yerr(y, v, path, "%g + %g is impossible: must be below 1 (the vacuum "
-                              "gets the rest)", a, b);
-        m->p_mu[0] = a;
-        m->p_mu[1] = b;
-        m->p_mu[2] = 1 - a - b;
-        return KAGI_OK;
-    }
+    case 7: case 8: case 9: case 10: case 11: case 12: /* detector_efficiency..misalignment */
+        return kagi__qkd_field(y, KAGI__QF_DET_EFF + (int)(k - 7), v, path, m);
+    case 13: case 14: case 15: case 16: /* mu..p_mu */
+        return kagi__qkd_field(y, KAGI__QF_MU + (int)(k - 13), v, path, m);
     case 17: return kagi__num(y, v, path, 0, 0, 1, 1, "", &m->p_x);
-    case 18: return kagi__num(y, v, path, 0, 0, 1e15, 1, "Hz", &m->clock_hz);
-    case 19: return kagi__num(y, v, path, 1, 1, 10, 1, "", &m->f_ec);
+    case 18: case 19: /* clock, ec_efficiency */
+        return kagi__qkd_field(y, KAGI__QF_CLOCK + (int)(k - 18), v, path, m);
     case 20: return kagi__num(y, v, path, 0, 0, 1, 0, "", &m->send_prob);
-    case 21: return kagi__num(y, v, path, 0, 0, 1, 0, "", &m->eps_sec);
-    case 22: return kagi__num(y, v, path, 0, 0, 1, 0, "", &m->eps_cor);
+    case 21: case 22: /* eps_sec, eps_cor */
+        return kagi__qkd_field(y, KAGI__QF_EPS_SEC + (int)(k - 21), v, path, m);
     case 23: return kagi__name(y, v, path, l->name);
     case 24: {
         size_t n = 0;
@@ -792,16 +840,9 @@ static int kagi__link_ref(kagi__y *y, kagi__yn *v, const char *path, size_t *out
     char name[KAGI_SC_NAME_MAX];
     KAGI__TRY(kagi__name(y, v, path, name));
     long i = kagi_scenario_link(y->sc, name);
-    if (i < 0) {
-        const char **names = malloc((y->sc->nlinks + 1) * sizeof *names);
-        char sug[96] = "";
-        if (names) {
-            for (size_t k = 0; k < y->sc->nlinks; k++) names[k] = y->sc->links[k].name;
-            kagi__suggest(name, names, y->sc->nlinks, sug, sizeof sug);
-            free(names);
-        }
-        return kagi__yerr(y, v, path, "unknown link '%s'%s", name, sug);
-    }
+    if (i < 0)
+        return kagi__unknown(y, v, path, "link", name, y->sc->links, sizeof *y->sc->links,
+                             y->sc->nlinks);
     *out = (size_t)i;
     return KAGI_OK;
 }
@@ -867,26 +908,6 @@ static const char *const kagi__payload_fso_keys[] = {
 #define KAGI__NGROUND_FSO 14
 #define KAGI__NPAYLOAD_FSO 13
 
-/* [PS, PD]: signal and decoy probabilities, the vacuum the rest. */
-static int kagi__pmu(kagi__y *y, kagi__yn *v, const char *path, double p_mu[3])
-{
-    size_t n = 0;
-    KAGI__TRY(kagi__seq(y, v, path, &n));
-    if (n != 2)
-        return kagi__yerr(y, v, path, "expected [PS, PD]: signal and decoy probabilities (the "
-                          "vacuum gets the rest)");
-    double a, b;
-    KAGI__TRY(kagi__num(y, kagi__item(y, v, 0), path, 0, 0, 1, 0, "", &a));
-    KAGI__TRY(kagi__num(y, kagi__item(y, v, 1), path, 0, 0, 1, 0, "", &b));
-    if (!(a + b < 1))
-        return kagi__yerr(y, v, path, "%g + %g is impossible: must be below 1 (the vacuum gets "
-                          "the rest)", a, b);
-    p_mu[0] = a;
-    p_mu[1] = b;
-    p_mu[2] = 1 - a - b;
-    return KAGI_OK;
-}
-
 /* One ground-side free-space key (index into kagi__ground_fso_keys). */
 static int kagi__ground_fso(kagi__y *y, size_t k, kagi__yn *v, const char *path, kagi_fso_link *l)
 {
@@ -901,13 +922,8 @@ static int kagi__ground_fso(kagi__y *y, size_t k, kagi__yn *v, const char *path,
     case 5: return kagi__num(y, v, path, 0, 1, 10, 1, "", &f->scintillation_index);
     case 6: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &f->background_night);
     case 7: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &f->background_day);
-    case 8: return kagi__num(y, v, path, 0, 0, 1, 1, "", &q->det_eff);
-    case 9: return kagi__num(y, v, path, 0, 1, 1, 0, "per pulse", &q->dark_count);
-    case 10: return kagi__num(y, v, path, 0, 1, 1, 0, "", &q->afterpulse);
-    case 11:
-        return kagi__ap_model(y, v, path, &q->afterpulse_model);
-    case 12: return kagi__num(y, v, path, 0, 1, 1, 1, "s", &q->dead_time_s);
-    default: return kagi__num(y, v, path, 0, 1, 0.5, 1, "", &q->misalignment);
+    default: /* detector_efficiency..misalignment */
+        return kagi__qkd_field(y, KAGI__QF_DET_EFF + (int)(k - 8), v, path, q);
     }
 }
 
@@ -922,15 +938,13 @@ static int kagi__payload_fso(kagi__y *y, size_t k, kagi__yn *v, const char *path
     case 1: return kagi__num(y, v, path, 0, 0, 100, 1, "m", &f->tx_aperture_m);
     case 2: return kagi__num(y, v, path, 0, 1, 0.1, 1, "rad", &f->divergence_rad);
     case 3: return kagi__num(y, v, path, 0, 1, 0.1, 1, "rad", &f->pointing_jitter_rad);
-    case 4: return kagi__num(y, v, path, 0, 0, 100, 1, "photons", &q->mu[0]);
-    case 5: return kagi__num(y, v, path, 0, 0, 100, 1, "photons", &q->mu[1]);
-    case 6: return kagi__num(y, v, path, 0, 1, 100, 1, "photons", &q->mu[2]);
-    case 7: return kagi__pmu(y, v, path, q->p_mu);
+    case 4: case 5: case 6: case 7: /* mu..p_mu */
+        return kagi__qkd_field(y, KAGI__QF_MU + (int)(k - 4), v, path, q);
     case 8: return kagi__num(y, v, path, 0, 0, 1, 0, "", &q->p_x);
-    case 9: return kagi__num(y, v, path, 0, 0, 1e15, 1, "Hz", &q->clock_hz);
-    case 10: return kagi__num(y, v, path, 1, 1, 10, 1, "", &q->f_ec);
-    case 11: return kagi__num(y, v, path, 0, 0, 1, 0, "", &q->eps_sec);
-    default: return kagi__num(y, v, path, 0, 0, 1, 0, "", &q->eps_cor);
+    case 9: case 10: /* clock, ec_efficiency */
+        return kagi__qkd_field(y, KAGI__QF_CLOCK + (int)(k - 9), v, path, q);
+    default: /* eps_sec, eps_cor */
+        return kagi__qkd_field(y, KAGI__QF_EPS_SEC + (int)(k - 11), v, path, q);
     }
 }
 
@@ -968,11 +982,8 @@ static int kagi__preset(kagi__y *y, kagi__yn *it, const char *path, char name[32
     snprintf(p, sizeof p, "%s.link", path);
     if (v) KAGI__TRY(kagi__str(y, v, p, name, 32));
     else snprintf(name, 32, "micius");
-    if (kagi_fso_preset(name, l) != KAGI_OK) {
-        char d[400];
-        snprintf(d, sizeof d, "%s", kagi_errdetail());
-        return kagi__yerr(y, v, p, "%s", d);
-    }
+    if (kagi_fso_preset(name, l) != KAGI_OK)
+        return kagi__yerr_detail(y, v, p, "");
     return KAGI_OK;
 }
 
@@ -1032,11 +1043,8 @@ static int kagi__stations(kagi__y *y, kagi__yn *seq)
         if (kagi_scenario_node(y->sc, c.n.name) >= 0)
             return kagi__yerr(y, kagi__get(y, it, "name"), path, "name '%s' is used twice",
                               c.n.name);
-        if (kagi_fso_check(&c.g.link) != KAGI_OK) {
-            char d[400];
-            snprintf(d, sizeof d, "%s", kagi_errdetail());
-            return kagi__yerr(y, it, path, "%s", d);
-        }
+        if (kagi_fso_check(&c.g.link) != KAGI_OK)
+            return kagi__yerr_detail(y, it, path, "");
         KAGI__TRY(kagi_scenario_add_node(y->sc, &c.n, &c.g.node));
         KAGI__TRY(kagi_scenario_add_station(y->sc, &c.g, NULL));
     }
@@ -1267,11 +1275,8 @@ static int kagi__satellites(kagi__y *y, kagi__yn *seq)
         kagi__yn *at = tle ? tle : file;
         if (tle == NULL) snprintf(p, sizeof p, "%s.tle_file", path);
         kagi_sat *o = NULL;
-        if (kagi_sat_new(&c.s.tle, &o) != KAGI_OK) {
-            char d[400];
-            snprintf(d, sizeof d, "%s", kagi_errdetail());
-            return kagi__yerr(y, at, p, "SGP4 cannot start from this element set: %s", d);
-        }
+        if (kagi_sat_new(&c.s.tle, &o) != KAGI_OK)
+            return kagi__yerr_detail(y, at, p, "SGP4 cannot start from this element set: ");
         kagi_sat_free(o);
         if (!kagi__get(y, it, "name")) { /* the set's name, else its number */
             char nm[80];
@@ -1287,11 +1292,8 @@ static int kagi__satellites(kagi__y *y, kagi__yn *seq)
         if (kagi_scenario_node(y->sc, c.n.name) >= 0)
             return kagi__yerr(y, kagi__get(y, it, "name") ? kagi__get(y, it, "name") : it, path,
                               "name '%s' is used twice", c.n.name);
-        if (kagi_fso_check(&c.s.link) != KAGI_OK) {
-            char d[400];
-            snprintf(d, sizeof d, "%s", kagi_errdetail());
-            return kagi__yerr(y, it, path, "%s", d);
-        }
+        if (kagi_fso_check(&c.s.link) != KAGI_OK)
+            return kagi__yerr_detail(y, it, path, "");
         c.n.lat_deg = c.n.lon_deg = 0; /* the sub-satellite point at the start: below */
         KAGI__TRY(kagi_scenario_add_node(y->sc, &c.n, &c.s.node));
         KAGI__TRY(kagi_scenario_add_satellite(y->sc, &c.s, NULL));

@@ -30,13 +30,7 @@ int kagi__evq_push(kagi__evq *q, double t, uint32_t kind, uint32_t id, uint32_t 
     kagi__ev e = {t, ((uint64_t)kind << 56) | (q->seq++ & (((uint64_t)1 << 56) - 1)), kind, id,
                   epoch};
     size_t i = q->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!kagi__ev_less(&e, &q->h[p])) break;
-        q->h[i] = q->h[p];
-        i = p;
-    }
-    q->h[i] = e;
+    KAGI__HEAP_SIFT_UP(q->h, i, e, kagi__ev_less);
     return KAGI_OK;
 }
 
@@ -45,16 +39,7 @@ int kagi__evq_pop(kagi__evq *q, kagi__ev *out)
     if (!q->n) return 0;
     *out = q->h[0];
     kagi__ev last = q->h[--q->n];
-    size_t i = 0, n = q->n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && kagi__ev_less(&q->h[c + 1], &q->h[c])) c++;
-        if (!kagi__ev_less(&q->h[c], &last)) break;
-        q->h[i] = q->h[c];
-        i = c;
-    }
-    if (n) q->h[i] = last;
+    KAGI__HEAP_SIFT_DOWN(q->h, q->n, last, kagi__ev_less);
     return 1;
 }
 
@@ -177,28 +162,6 @@ static double kagi__auto_sample(double dur)
     return dur / 1000;
 }
 
-static int kagi__merge_windows(kagi__lk *l, const kagi_sc_link *sl, kagi_sc_window *extra,
-                               size_t nextra)
-{
-    size_t n = sl->nwindows + nextra;
-    l->win = n ? malloc(n * sizeof *l->win) : NULL;
-    if (n && !l->win) return kagi__err(KAGI_ERR_NOMEM, "sim: out of memory");
-    size_t i = 0, j = 0, k = 0;
-    while (i < sl->nwindows || j < nextra) {
-        if (j >= nextra || (i < sl->nwindows && sl->windows[i].t0_s <= extra[j].t0_s))
-            l->win[k++] = sl->windows[i++];
-        else
-            l->win[k++] = extra[j++];
-    }
-    for (k = 1; k < n; k++)
-        if (l->win[k].t0_s < l->win[k - 1].t1_s || !(l->win[k].t1_s > l->win[k].t0_s))
-            return kagi__err(KAGI_ERR_ARG, "sim: link %s: windows overlap (%g s .. %g s and "
-                             "%g s .. %g s)", sl->name, l->win[k - 1].t0_s, l->win[k - 1].t1_s,
-                             l->win[k].t0_s, l->win[k].t1_s);
-    l->nwin = n;
-    return KAGI_OK;
-}
-
 /* Two sorted window lists into one (malloc'd, or NULL when both are
  * empty); their overlaps are found by kagi__merge_windows. */
 static int kagi__join_windows(const kagi_sc_window *a, size_t na, const kagi_sc_window *b,
@@ -213,6 +176,22 @@ static int kagi__join_windows(const kagi_sc_window *a, size_t na, const kagi_sc_
     while (i < na || j < nb)
         w[k++] = j >= nb || (i < na && a[i].t0_s <= b[j].t0_s) ? a[i++] : b[j++];
     *out = w;
+    return KAGI_OK;
+}
+
+/* The link's own windows and the extra ones (both sorted) into l->win;
+ * KAGI_ERR_ARG if any two overlap or one is empty. */
+static int kagi__merge_windows(kagi__lk *l, const kagi_sc_link *sl, const kagi_sc_window *extra,
+                               size_t nextra)
+{
+    size_t n;
+    KAGI__TRY(kagi__join_windows(sl->windows, sl->nwindows, extra, nextra, &l->win, &n));
+    for (size_t k = 1; k < n; k++)
+        if (l->win[k].t0_s < l->win[k - 1].t1_s || !(l->win[k].t1_s > l->win[k].t0_s))
+            return kagi__err(KAGI_ERR_ARG, "sim: link %s: windows overlap (%g s .. %g s and "
+                             "%g s .. %g s)", sl->name, l->win[k - 1].t0_s, l->win[k - 1].t1_s,
+                             l->win[k].t0_s, l->win[k].t1_s);
+    l->nwin = n;
     return KAGI_OK;
 }
 
@@ -618,7 +597,6 @@ static int kagi__try_serve(kagi_sim *s, size_t i, uint64_t size, double t_req, i
     if (!kagi__node_ok(s, (uint32_t)d->src) || !kagi__node_ok(s, (uint32_t)d->dst)) return KAGI_OK;
     if (!kagi__cached_ok(s, m, d, size)) {
         m->routes++;
-        s->routes++;
         uint32_t plen[8];
         unsigned got = kagi__routes(s, (uint32_t)d->src, (uint32_t)d->dst, size, KAGI__KEY,
                                     d->split, s->tmp_path, plen, NULL);
@@ -904,7 +882,6 @@ int kagi_sim_run_until(kagi_sim *s, double t)
 int kagi_sim_run(kagi_sim *s)
 {
     KAGI__TRY(kagi_sim_run_until(s, s->end));
-    s->finished = 1;
     if (s->opts.progress) s->opts.progress(s->opts.progress_ctx, s->now, s->end);
     return kagi_sim_check(s);
 }
@@ -1034,7 +1011,6 @@ void kagi_sim_get_totals(const kagi_sim *s, kagi_sim_totals *o)
     o->end_s = s->end;
     o->seed = s->seed;
     o->events = s->events;
-    o->routes = s->routes;
     o->retries = s->retries;
     for (size_t i = 0; i < s->nd; i++) {
         const kagi__dm *m = &s->dm[i];
@@ -1043,15 +1019,14 @@ void kagi_sim_get_totals(const kagi_sim *s, kagi_sim_totals *o)
         o->blocked += m->blocked;
         o->timed_out += m->timed_out;
         o->waiting += m->qlen;
+        o->routes += m->routes;
     }
     for (size_t i = 0; i < s->nl; i++) {
-        kagi_sim_link_stats ls;
-        kagi_sim_link(s, i, &ls);
-        o->generated_bits += ls.generated_bits;
-        o->consumed_bits += ls.consumed_bits;
-        o->discarded_bits += ls.discarded_bits;
-        kagi__lk l = s->lk[i];
+        kagi__lk l = s->lk[i]; /* a copy, brought up to now, as in kagi_sim_link */
         kagi__mat((kagi_sim *)s, &l, s->now);
+        o->generated_bits += l.generated;
+        o->consumed_bits += l.consumed;
+        o->discarded_bits += l.discarded;
         o->blocks += l.blocks;
     }
     for (size_t j = 0; j < s->npass; j++) {

@@ -16,6 +16,37 @@ const char *kagi__name_problem(const char *s);
  * must already be in time order. */
 int kagi__scenario_validate(const kagi_scenario *sc, int need_sorted);
 
+/* ---- Binary min-heaps (the event queue here, the router's frontier) ------ */
+
+/* Place e, the item just appended at index i of heap h (i a size_t lvalue,
+ * clobbered), by moving it up past every parent it is LESS than. */
+#define KAGI__HEAP_SIFT_UP(h, i, e, LESS)                                          \
+    do {                                                                           \
+        while ((i) > 0) {                                                          \
+            size_t p_ = ((i) - 1) / 2;                                             \
+            if (!LESS(&(e), &(h)[p_])) break;                                      \
+            (h)[i] = (h)[p_];                                                      \
+            (i) = p_;                                                              \
+        }                                                                          \
+        (h)[i] = (e);                                                              \
+    } while (0)
+
+/* With the root of heap h taken out and last, its former last item, removed
+ * (n items left), fill the hole at the root with last. */
+#define KAGI__HEAP_SIFT_DOWN(h, n, last, LESS)                                     \
+    do {                                                                           \
+        size_t i_ = 0, n_ = (n);                                                   \
+        for (;;) {                                                                 \
+            size_t c_ = 2 * i_ + 1;                                                \
+            if (c_ >= n_) break;                                                   \
+            if (c_ + 1 < n_ && LESS(&(h)[c_ + 1], &(h)[c_])) c_++;                 \
+            if (!LESS(&(h)[c_], &(last))) break;                                   \
+            (h)[i_] = (h)[c_];                                                     \
+            i_ = c_;                                                               \
+        }                                                                          \
+        if (n_) (h)[i_] = (last);                                                  \
+    } while (0)
+
 /* ---- Event queue: binary heap on (time, class, sequence) ---------------- */
 
 enum { KAGI__EV_SCENARIO = 0, KAGI__EV_WAKE, KAGI__EV_TIMEOUT, KAGI__EV_REQUEST,
@@ -139,9 +170,8 @@ struct kagi_sim {
     kagi_sim_log *log;
     size_t nlog;
     /* totals */
-    uint64_t events, routes, retries;
+    uint64_t events, retries; /* route computations: the demands' */
     double wall_last;
-    int finished;
 };
 
 /* Every pass of every satellite link, their keys and windows (into
