@@ -68,7 +68,7 @@ example: all
 # with coverage and ASan+UBSan; `make fuzz FUZZ_SECONDS=N` runs each N s.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_SRC     := src/core/error.c src/core/bits.c src/core/afile.c src/distill/estimate.c src/phys/keyrate.c src/net/http.c src/net/etsi014.c \
+FUZZ_SRC     := src/core/error.c src/core/bits.c src/core/afile.c src/distill/estimate.c src/phys/keyrate.c src/net/http.c src/net/etsi014.c src/net/peer.c src/distill/auth.c \
                 src/net/config.c src/kms/store.c src/kms/idmap.c src/kms/log.c src/kms/files.c
 FUZZERS      := $(patsubst fuzz/%.c,build-fuzz/%,$(wildcard fuzz/fuzz_*.c))
 build-fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard include/kagi/*.h src/*/*.h) Makefile

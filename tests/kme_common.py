@@ -97,6 +97,7 @@ dir = {d}/spool
 poll_ms = 50
 [link ab]
 peer = KME_B
+peer_address = 127.0.0.1:9
 source = none
 """
 

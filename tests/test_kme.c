@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "kagi/error.h"
+#include "kagi/auth.h"
 #include "kagi/kme.h"
 #include "t.h"
 
@@ -28,6 +29,7 @@ static const char good_cfg[] =
     "speedup = 100\n"
     "[link ab]\n"
     "peer = KME_B\n"
+    "peer_address = kme-b.example:8443\n"
     "source = dir\n"
     "dir = /var/spool/kagi/ab\n";
 
@@ -90,6 +92,25 @@ static void expect_cfg_error_around(const char *before, const char *after, const
     expect_cfg_error(buf, want);
 }
 
+static void test_config_routes_and_peer_addresses(void)
+{
+    char buf[2048];
+    snprintf(buf, sizeof buf, "route = KME_D via KME_B , KME_C,KME_D\n%s", good_cfg);
+    kagi_kme_config *c = NULL;
+    ASSERT_OK(kagi_kme_config_parse(buf, strlen(buf), "k.conf", &c));
+    if (!c) return;
+    ASSERT_EQ(c->n_routes, 1);
+    ASSERT_TRUE(!strcmp(c->routes[0].dest, "KME_D"));
+    ASSERT_EQ(c->routes[0].n_hops, 3);
+    ASSERT_TRUE(!strcmp(c->routes[0].hops[0], "KME_B"));
+    ASSERT_TRUE(!strcmp(c->routes[0].hops[1], "KME_C"));
+    ASSERT_TRUE(!strcmp(c->routes[0].hops[2], "KME_D"));
+    ASSERT_TRUE(!strcmp(c->links[1].peer_host, "kme-b.example"));
+    ASSERT_EQ(c->links[1].peer_port, 8443);
+    ASSERT_TRUE(c->links[0].peer_host[0] == '\0'); /* loopback: no peer */
+    kagi_kme_config_free(c);
+}
+
 static void test_config_errors_name_file_line_and_key(void)
 {
     char buf[2048];
@@ -106,10 +127,25 @@ static void test_config_errors_name_file_line_and_key(void)
     expect_cfg_error_around("min_key_size = 1024\n", "", "min_key_size 1024 <= key_size 512");
     expect_cfg_error_around("sae = SAE_1\n", "", "SAE SAE_1 listed twice");
     expect_cfg_error_around("", "[link x]\nsource = sim\n", "link x: peer is missing");
-    expect_cfg_error_around("", "[link far]\npeer = KME_C\nsource = sim\ndistance_km = 900\n",
+    expect_cfg_error_around("", "[link far]\npeer = KME_A\nsource = sim\ndistance_km = 900\n",
                             "link far: the model gives no key at 900 km");
-    expect_cfg_error_around("", "[link d]\npeer = KME_C\nsource = dir\n", "link d: source dir needs dir");
+    expect_cfg_error_around("", "[link d]\npeer = KME_C\npeer_address = h:1\nsource = dir\n", "link d: source dir needs dir");
     expect_cfg_error_around("", "[link loop]\npeer = KME_A\n", "link loop defined twice");
+    /* peers and routes (docs/peer.md) */
+    expect_cfg_error_around("", "[link bc]\npeer = KME_C\n", "link bc: peer_address is missing");
+    expect_cfg_error_around("", "[link bc]\npeer = KME_C\npeer_address = h:1\nsource = sim\n",
+                            "link bc: source sim draws key at one end only");
+    expect_cfg_error_around("", "[link bc]\npeer = KME_C\npeer_address = nohost\n", "'nohost' is not HOST:PORT");
+    expect_cfg_error_around("", "[link a234567890123456789012345678901]\npeer = KME_C\npeer_address = h:1\n",
+                            "at most 30 characters");
+    expect_cfg_error_around("route = KME_D via KME_B,KME_C\n", "", "the path must end at KME_D");
+    expect_cfg_error_around("route = KME_D KME_B\n", "", "expected \"DEST via");
+    expect_cfg_error_around("route = KME_D via KME_C,KME_D\n", "", "no link reaches its first hop KME_C");
+    expect_cfg_error_around("route = KME_D via KME_B,KME_A,KME_D\n", "", "passes through this KME");
+    expect_cfg_error_around("route = KME_D via KME_B,KME_B,KME_D\n", "", "KME_B appears twice");
+    expect_cfg_error_around("route = KME_D via KME_B,KME_D\nroute = KME_D via KME_B,KME_D\n", "",
+                            "a second route to KME_D");
+    expect_cfg_error_around("sae = KME_A\n", "", "SAE KME_A has the id of this KME");
 }
 
 static const char get_enc[] = "GET /api/v1/keys/SAE_B/enc_keys?number=2&size=512 HTTP/1.1\r\nHost: k\r\n\r\n";
@@ -275,6 +311,116 @@ static void test_etsi_errors_are_exact(void)
     ASSERT_TRUE(strstr(r.message, "duplicate") != NULL);
 }
 
+
+static const char peer_otp[] =
+    "{\"mode\":\"otp\",\"link\":\"bc\",\"master\":\"SAE_A\",\"slaves\":[\"SAE_C\"],\"path\":[\"KME_C\"],"
+    "\"size\":4,\"keys\":[{\"key_ID\":\"0b8a3f8e-7a6f-4c8e-9d41-0f6c1e6b2a10\",\"block\":2,\"offset\":96,"
+    "\"ct\":\"AQIDBA==\",\"tag\":\"000102030405060708090a0b0c0d0e0f\"}]}";
+
+static void expect_peer_error(const char *body, const char *want)
+{
+    kagi_peer_msg m;
+    int e = kagi_peer_parse(&m, (const uint8_t *)body, strlen(body));
+    ASSERT_EQ(e, KAGI_ERR_FORMAT);
+    if (!strstr(m.message, want)) {
+        printf("  peer message error '%s' lacks '%s'\n", m.message, want);
+        ASSERT_TRUE(0);
+    }
+}
+
+/* The peer message: fields as docs/peer.md gives them, strict refusals,
+ * and the tag: poly_H over GF(2^128) of the documented byte layout, built
+ * here by hand, XOR the pad; any field the receiver acts on changes it. */
+static void test_peer_message_parses_and_tags_bind_every_field(void)
+{
+    kagi_peer_msg m;
+    ASSERT_OK(kagi_peer_parse(&m, (const uint8_t *)peer_otp, sizeof peer_otp - 1));
+    ASSERT_EQ(m.mode, KAGI_PEER_OTP);
+    ASSERT_TRUE(!strcmp(m.link, "bc") && !strcmp(m.master, "SAE_A") && !strcmp(m.slaves[0], "SAE_C"));
+    ASSERT_EQ(m.n_path, 1);
+    ASSERT_EQ(m.size, 4);
+    ASSERT_EQ(m.n_keys, 1);
+    ASSERT_EQ(m.keys[0].block, 2);
+    ASSERT_EQ(m.keys[0].off, 96);
+    ASSERT_TRUE(m.ct && m.ct[0] == 1 && m.ct[3] == 4);
+    ASSERT_EQ(m.keys[0].tag[15], 15);
+    /* the tag, from the documented layout */
+    uint8_t mk[KAGI_PEER_MAC_BYTES], b[256], tag[16];
+    for (int i = 0; i < KAGI_PEER_MAC_BYTES; i++) mk[i] = (uint8_t)(0x5a ^ (i * 29));
+    size_t n = 0;
+    memcpy(b, "kagi-peer-v1", 12);
+    n = 12;
+    memcpy(b + n, m.keys[0].id, 16);
+    n += 16;
+    const char *f[] = {"bc", "SAE_A"};
+    for (int i = 0; i < 2; i++) {
+        b[n++] = (uint8_t)strlen(f[i]);
+        memcpy(b + n, f[i], strlen(f[i]));
+        n += strlen(f[i]);
+    }
+    b[n++] = 1, b[n++] = 5, memcpy(b + n, "SAE_C", 5), n += 5;
+    b[n++] = 1, b[n++] = 5, memcpy(b + n, "KME_C", 5), n += 5;
+    b[n++] = 4, b[n++] = 0, b[n++] = 0, b[n++] = 0;
+    memcpy(b + n, "\1\2\3\4", 4);
+    n += 4;
+    uint64_t h[2], out[2];
+    memcpy(h, mk, 16);
+    kagi_polyhash128(h, b, n, out);
+    uint8_t want[16];
+    memcpy(want, out, 16);
+    for (int i = 0; i < 16; i++) want[i] ^= mk[16 + i];
+    kagi_peer_tag(&m, 0, mk, tag);
+    ASSERT_TRUE(!memcmp(tag, want, 16));
+    memcpy(m.keys[0].tag, tag, 16);
+    ASSERT_TRUE(kagi_peer_tag_ok(&m, 0, mk));
+    /* every field is bound */
+    m.ct[2] ^= 0x80;
+    ASSERT_TRUE(!kagi_peer_tag_ok(&m, 0, mk));
+    m.ct[2] ^= 0x80;
+    m.master[4] = 'B';
+    ASSERT_TRUE(!kagi_peer_tag_ok(&m, 0, mk));
+    m.master[4] = 'A';
+    m.slaves[0][4] = 'D';
+    ASSERT_TRUE(!kagi_peer_tag_ok(&m, 0, mk));
+    m.slaves[0][4] = 'C';
+    m.keys[0].id[5] ^= 1;
+    ASSERT_TRUE(!kagi_peer_tag_ok(&m, 0, mk));
+    m.keys[0].id[5] ^= 1;
+    ASSERT_TRUE(kagi_peer_tag_ok(&m, 0, mk));
+    mk[20] ^= 1; /* another pad */
+    ASSERT_TRUE(!kagi_peer_tag_ok(&m, 0, mk));
+    /* written back, it parses to the same message */
+    char *w = NULL;
+    size_t wl = 0;
+    ASSERT_OK(kagi_peer_write(&m, &w, &wl));
+    kagi_peer_msg m2;
+    ASSERT_OK(kagi_peer_parse(&m2, (const uint8_t *)w, wl));
+    ASSERT_TRUE(m2.n_keys == 1 && !memcmp(m2.keys[0].tag, tag, 16) && !memcmp(m2.ct, m.ct, 4) &&
+                m2.keys[0].off == 96);
+    free(w);
+    kagi_peer_msg_clear(&m2);
+    kagi_peer_msg_clear(&m);
+    ASSERT_TRUE(m.ct == NULL && m.keys == NULL);
+
+    expect_peer_error("[]", "not a JSON object");
+    expect_peer_error("{\"mode\":\"direct\",\"x\":1}", "unknown field \"x\"");
+    expect_peer_error("{\"mode\":\"plain\"}", "mode must be");
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", peer_otp);
+    memcpy(strstr(buf, "AQIDBA=="), "AQIDBAU=", 8); /* 5 bytes, not 4 */
+    expect_peer_error(buf, "keys[0]: ct must be base64 of 4 bytes");
+    snprintf(buf, sizeof buf, "%s", peer_otp);
+    memcpy(strstr(buf, "\"size\":4"), "\"size\":0", 8);
+    expect_peer_error(buf, "size must be a whole number of bytes");
+    snprintf(buf, sizeof buf, "%s", peer_otp);
+    memcpy(strstr(buf, "SAE_C"), "SAE C", 5);
+    expect_peer_error(buf, "slaves is not a valid id");
+    expect_peer_error("{\"mode\":\"direct\",\"link\":\"ab\",\"master\":\"A\",\"slaves\":[\"B\"],\"path\":[\"K\"],"
+                      "\"size\":1,\"keys\":[{\"key_ID\":\"0b8a3f8e-7a6f-4c8e-9d41-0f6c1e6b2a10\",\"block\":1,"
+                      "\"offset\":5},{\"key_ID\":\"1b8a3f8e-7a6f-4c8e-9d41-0f6c1e6b2a10\",\"block\":1,\"offset\":5}]}",
+                      "keys[1] is not after keys[0]");
+}
+
 static void test_pki_makes_a_ca_and_leaf_certificates(void)
 {
     char dir[] = "/tmp/kagi-pki.XXXXXX";
@@ -296,7 +442,8 @@ static void test_pki_makes_a_ca_and_leaf_certificates(void)
     ASSERT_EQ(system(cmd), 0);
 }
 
-T_MAIN(T(test_config_parses_the_documented_keys), T(test_config_errors_name_file_line_and_key),
+T_MAIN(T(test_config_parses_the_documented_keys), T(test_config_routes_and_peer_addresses),
+       T(test_config_errors_name_file_line_and_key),
        T(test_http_parses_one_request_and_keeps_the_next), T(test_http_refuses_what_is_outside_the_subset),
        T(test_etsi_requests_parse_to_their_fields), T(test_etsi_errors_are_exact),
-       T(test_pki_makes_a_ca_and_leaf_certificates))
+       T(test_peer_message_parses_and_tags_bind_every_field), T(test_pki_makes_a_ca_and_leaf_certificates))

@@ -76,7 +76,7 @@ static kagi_store_result issue(kagi_store *s, uint32_t link, unsigned number, si
     op->link = link;
     op->master = master;
     op->slaves[0] = slave;
-    op->n_slaves = 1;
+    op->n_slaves = slave ? 1 : 0; /* none: for a peer KME */
     if (slave2) op->slaves[op->n_slaves++] = slave2;
     op->number = number;
     op->size_bytes = size;
@@ -95,6 +95,110 @@ static kagi_store_result fetch(kagi_store *s, const char *master, const char *ca
     op->n_ids = n;
     ASSERT_OK(kagi_store_run(s, op));
     return op->result;
+}
+
+
+static kagi_store_result take_at(kagi_store *s, uint32_t link, const kagi_store_key *at, unsigned n,
+                                 size_t size, kagi_store_op *op)
+{
+    memset(op, 0, sizeof *op);
+    op->kind = KAGI_STORE_TAKE_AT;
+    op->link = link;
+    op->at = at;
+    op->number = n;
+    op->size_bytes = size;
+    ASSERT_OK(kagi_store_run(s, op));
+    return op->result;
+}
+
+/* Two KMEs, one link: each stores the same device blocks split into two
+ * directions; a key one end issues from its direction is found at the
+ * other by its position, recorded there under the same key_ID, and
+ * fetched by the slave; a position used or skipped is never taken again.
+ * The oracle is the device's bytes. */
+static void test_two_ends_agree_on_keys_by_position(void)
+{
+    setup();
+    uint32_t a1, a2, b1, b2;
+    kagi_store *A = open_fresh("peerA.db", NULL), *B = open_fresh("peerB.db", NULL);
+    if (!A || !B) return;
+    ASSERT_OK(kagi_store_link(A, "ab", &a1));
+    ASSERT_OK(kagi_store_link(A, "ab+", &a2));
+    ASSERT_OK(kagi_store_link(B, "ab", &b1));
+    ASSERT_OK(kagi_store_link(B, "ab+", &b2));
+    ASSERT_OK(kagi_store_split(A, a1, a2));
+    ASSERT_OK(kagi_store_split(B, b1, b2));
+    uint8_t blk[1000];
+    fill(blk, sizeof blk, 7);
+    ASSERT_EQ(add_block(A, a1, 1, blk, sizeof blk), KAGI_STORE_DONE);
+    ASSERT_EQ(add_block(B, b1, 1, blk, sizeof blk), KAGI_STORE_DONE);
+    ASSERT_EQ(kagi_store_pool_bytes(A, a1), 500);
+    ASSERT_EQ(kagi_store_pool_bytes(A, a2), 500);
+
+    /* A issues 3 keys of 20 bytes (not a unit multiple: units get split)
+       from the first half, for a peer: nothing pending at A */
+    kagi_store_op ia, tb, pb, fb;
+    ASSERT_EQ(issue(A, a1, 3, 20, "SAE_A", NULL, NULL, &ia), KAGI_STORE_DONE);
+    ASSERT_EQ(kagi_store_pending_count(A), 0);
+    ASSERT_EQ(ia.n_keys, 3);
+    ASSERT_EQ(ia.keys[1].block, 1);
+    ASSERT_EQ(ia.keys[1].block_off, 20);
+    ASSERT_TRUE(!memcmp(ia.material, blk, 60));
+    /* B skips the first key (its message was lost) and takes the other two */
+    ASSERT_EQ(take_at(B, b1, ia.keys + 1, 2, 20, &tb), KAGI_STORE_DONE);
+    ASSERT_TRUE(!memcmp(tb.material, blk + 20, 40));
+    ASSERT_EQ(kagi_store_pool_bytes(B, b1), 500 - 60);
+    /* recorded under A's key_IDs; the slave gets them once */
+    uint8_t ids[2][16];
+    memcpy(ids[0], ia.keys[1].id, 16);
+    memcpy(ids[1], ia.keys[2].id, 16);
+    memset(&pb, 0, sizeof pb);
+    pb.kind = KAGI_STORE_PUT;
+    pb.link = b1;
+    pb.master = "SAE_A";
+    pb.slaves[0] = "SAE_B";
+    pb.n_slaves = 1;
+    pb.number = 2;
+    pb.size_bytes = 20;
+    pb.ids = (const uint8_t(*)[16])ids;
+    pb.put = tb.material;
+    ASSERT_OK(kagi_store_run(B, &pb));
+    ASSERT_EQ(pb.result, KAGI_STORE_DONE);
+    ASSERT_OK(kagi_store_run(B, &pb)); /* the same key_IDs again */
+    ASSERT_EQ(pb.result, KAGI_STORE_BAD_ID);
+    ASSERT_EQ(fetch(B, "SAE_A", "SAE_B", (const uint8_t(*)[16])ids, 2, &fb), KAGI_STORE_DONE);
+    ASSERT_TRUE(!memcmp(fb.material, ia.material + 20, 40));
+    kagi_store_op_clear(&fb);
+    ASSERT_EQ(fetch(B, "SAE_A", "SAE_B", (const uint8_t(*)[16])ids, 1, &fb), KAGI_STORE_BAD_ID);
+    kagi_store_op_clear(&fb);
+    /* replays: the skipped key and a taken one are both refused */
+    kagi_store_op_clear(&tb);
+    ASSERT_EQ(take_at(B, b1, ia.keys, 1, 20, &tb), KAGI_STORE_BAD_ID);
+    ASSERT_EQ(take_at(B, b1, ia.keys + 2, 1, 20, &tb), KAGI_STORE_BAD_ID);
+    ASSERT_EQ(kagi_store_pool_bytes(B, b1), 500 - 60); /* a refused take changes nothing */
+    /* a position in a block B has not stored yet: no key, nothing dropped */
+    kagi_store_key ahead = {.block = 2, .block_off = 0};
+    ASSERT_EQ(take_at(B, b1, &ahead, 1, 20, &tb), KAGI_STORE_NO_KEY);
+    ASSERT_EQ(kagi_store_pool_bytes(B, b1), 500 - 60);
+    uint8_t blk2[64];
+    fill(blk2, sizeof blk2, 9);
+    ASSERT_EQ(add_block(B, b1, 2, blk2, sizeof blk2), KAGI_STORE_DONE);
+    ASSERT_EQ(take_at(B, b1, &ahead, 1, 20, &tb), KAGI_STORE_DONE);
+    ASSERT_TRUE(!memcmp(tb.material, blk2, 20));
+    ASSERT_EQ(kagi_store_pool_bytes(B, b1), 12);   /* block 1's rest dropped */
+    kagi_store_op_clear(&tb);
+    /* the other direction: B issues from the second half, A finds it */
+    kagi_store_op ib;
+    ASSERT_EQ(issue(B, b2, 1, 32, "SAE_B", NULL, NULL, &ib), KAGI_STORE_DONE);
+    ASSERT_TRUE(!memcmp(ib.material, blk + 500, 32));
+    ASSERT_EQ(take_at(A, a2, ib.keys, 1, 32, &tb), KAGI_STORE_DONE);
+    ASSERT_TRUE(!memcmp(tb.material, ib.material, 32));
+    kagi_store_op_clear(&tb);
+    kagi_store_op_clear(&ib);
+    kagi_store_op_clear(&ia);
+    kagi_store_op_clear(&pb);
+    kagi_store_close(A);
+    kagi_store_close(B);
 }
 
 static void test_store_key_file_rules(void)
@@ -631,6 +735,7 @@ int main(int argc, char **argv)
         T(test_block_parse_names_the_field),
         T(test_simulated_device_fills_at_its_rate),
         T(test_pending_ttl_wipes_unfetched_keys),
+        T(test_two_ends_agree_on_keys_by_position),
         {NULL, NULL},
     };
     return t_run(cases, argc, argv);

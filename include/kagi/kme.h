@@ -19,7 +19,7 @@
 /* ---- configuration ---- */
 
 typedef enum kagi_kme_source {
-    KAGI_SOURCE_NONE = 0, /* keys arrive some other way (phase 2: peers) */
+    KAGI_SOURCE_NONE = 0, /* no device: the link's pools stay as stored */
     KAGI_SOURCE_SIM,      /* simulated device driven by the link model */
     KAGI_SOURCE_DIR,      /* directory of block files from QKD hardware */
 } kagi_kme_source;
@@ -39,7 +39,21 @@ typedef struct kagi_kme_link_cfg {
     /* dir */
     char dir[4096];
     unsigned poll_ms;
+    /* the peer KME's API address, for the peer protocol (docs/peer.md);
+       required when peer is another KME */
+    char peer_host[256];
+    unsigned peer_port;
 } kagi_kme_link_cfg;
+
+#define KAGI_ROUTE_MAX 16   /* hops of a relay path at most */
+
+/* "route = DEST via HOP1,...,DEST": the KMEs a key for SAEs at DEST goes
+ * through, this KME excluded; hops[0] is a neighbour (a link's peer). */
+typedef struct kagi_kme_route_cfg {
+    char dest[KAGI_SAE_ID_MAX + 1];
+    char hops[KAGI_ROUTE_MAX][KAGI_SAE_ID_MAX + 1];
+    unsigned n_hops;
+} kagi_kme_route_cfg;
 
 typedef struct kagi_kme_sae_cfg {
     char id[KAGI_SAE_ID_MAX + 1];
@@ -69,6 +83,8 @@ typedef struct kagi_kme_config {
     size_t n_saes;
     kagi_kme_link_cfg *links;
     size_t n_links;
+    kagi_kme_route_cfg *routes;
+    size_t n_routes;
 } kagi_kme_config;
 
 /* Parse a configuration file (format in docs/kme.md: "key = value" lines,
@@ -158,6 +174,62 @@ typedef struct kagi_http_req {
  * docs/etsi014.md. Reads nothing past buf + len. */
 int kagi_http_parse(const uint8_t *buf, size_t len, size_t header_limit, size_t body_limit,
                     kagi_http_req *r, const char **why) KAGI_NONNULL(1, 5, 6);
+
+/* ---- the peer protocol between neighbouring KMEs (docs/peer.md) ---- */
+
+#define KAGI_PEER_PATH "/kagi/peer/v1/keys"
+#define KAGI_PEER_MAX_KEY_BYTES 8192 /* 65536 bits, the largest max_key_size */
+#define KAGI_PEER_MAC_BYTES 32       /* per relayed key: hash key H, then tag pad */
+#define KAGI_PEER_BODY_LIMIT (16u << 20)
+
+typedef enum kagi_peer_mode {
+    KAGI_PEER_DIRECT = 1, /* the keys are the link's key at the positions given */
+    KAGI_PEER_OTP = 2,    /* the keys, one-time padded with the link's key at the
+                             positions (size bytes, then KAGI_PEER_MAC_BYTES for
+                             the tag); ct and tag carried */
+} kagi_peer_mode;
+
+typedef struct kagi_peer_key {
+    uint8_t id[KAGI_KEY_ID_BYTES];
+    int64_t block;   /* where its link key starts in the sender's direction */
+    uint32_t off;    /* of the link (docs/peer.md) */
+    uint8_t tag[16]; /* OTP: Wegman-Carter tag */
+} kagi_peer_key;
+
+/* One POST KAGI_PEER_PATH body: keys for master and slaves, sent over link
+ * by the KME before path[0]; path[0] is the receiver, the last entry the
+ * slaves' KME. */
+typedef struct kagi_peer_msg {
+    kagi_peer_mode mode;
+    char link[KAGI_LINK_NAME_MAX + 1];
+    char master[KAGI_SAE_ID_MAX + 1];
+    char slaves[KAGI_MAX_SLAVES][KAGI_SAE_ID_MAX + 1];
+    unsigned n_slaves;
+    char path[KAGI_ROUTE_MAX][KAGI_SAE_ID_MAX + 1];
+    unsigned n_path;
+    size_t size;              /* bytes per key, 1..KAGI_PEER_MAX_KEY_BYTES */
+    kagi_peer_key *keys;      /* n_keys, in ascending stream position */
+    unsigned n_keys;
+    uint8_t *ct;              /* OTP: n_keys * size bytes of ciphertext */
+    char message[160];        /* why parsing failed */
+} kagi_peer_msg;
+
+/* Parse a body strictly (unknown fields, bad ids, key_IDs twice, positions
+ * out of order, base64 of another length: KAGI_ERR_FORMAT with m->message
+ * naming the field). m is cleared first; free with kagi_peer_msg_clear. */
+int kagi_peer_parse(kagi_peer_msg *m, const uint8_t *body, size_t len) KAGI_NODISCARD KAGI_NONNULL(1, 2);
+/* Serialise; *out is freed with free(). */
+int kagi_peer_write(const kagi_peer_msg *m, char **out, size_t *len) KAGI_NODISCARD KAGI_NONNULL(1, 2, 3);
+/* Wipe the ciphertext and free; the message can be reused. */
+void kagi_peer_msg_clear(kagi_peer_msg *m) KAGI_NONNULL(1);
+/* Key i's tag: poly_H over GF(2^128) (kagi/auth.h) of its key_ID, the
+ * link, master, slaves, path, size and ciphertext, XOR a one-time pad;
+ * mac_key is H then the pad, fresh link key for every key. */
+void kagi_peer_tag(const kagi_peer_msg *m, unsigned i, const uint8_t mac_key[KAGI_PEER_MAC_BYTES],
+                   uint8_t tag[16]) KAGI_NONNULL(1, 3, 4);
+/* 1 when keys[i].tag is right (compared in constant time). */
+int kagi_peer_tag_ok(const kagi_peer_msg *m, unsigned i, const uint8_t mac_key[KAGI_PEER_MAC_BYTES])
+    KAGI_NONNULL(1, 3);
 
 /* ---- the daemon ---- */
 

@@ -78,6 +78,12 @@ int kagi_store_link(kagi_store *s, const char *name, uint32_t *id) KAGI_NODISCAR
 uint64_t kagi_store_pool_bytes(const kagi_store *s, uint32_t link) KAGI_NONNULL(1);
 /* Issued keys waiting for at least one slave (any thread). */
 uint64_t kagi_store_pending_count(const kagi_store *s) KAGI_NONNULL(1);
+/* Blocks added to link from now on keep their first floor(len/2) bytes in
+ * link and put the rest into link second (offsets counted from the start
+ * of each half): the two directions of a link between two KMEs, each
+ * spent by one end only (docs/peer.md). Not persisted: set it after every
+ * open, before any block is added. */
+int kagi_store_split(kagi_store *s, uint32_t link, uint32_t second) KAGI_NODISCARD KAGI_NONNULL(1);
 /* Highest block id stored for a link, -1 if none (any thread). */
 int64_t kagi_store_last_block(const kagi_store *s, uint32_t link) KAGI_NONNULL(1);
 
@@ -93,6 +99,15 @@ typedef enum kagi_store_kind {
                              link's pool, record them for the slaves, return them */
     KAGI_STORE_FETCH,     /* dec_keys: the keys ids[] issued by master to caller */
     KAGI_STORE_ADD_BLOCK, /* a device's block: into the link's pool */
+    KAGI_STORE_TAKE_AT,   /* the peer protocol's receiving end: number keys of
+                             size_bytes each from the link's pool at the
+                             positions at[] (ascending), dropping the units
+                             before each; returns their bytes. size_bytes 0:
+                             only drop what lies before at[number - 1] (a
+                             sender catching up with its peer) */
+    KAGI_STORE_PUT,       /* record number keys (ids[], bytes in put) of
+                             size_bytes each for master and slaves, as ISSUE
+                             does, with key_IDs and bytes from a peer */
 } kagi_store_kind;
 
 /* How it ended (the HTTP status each maps to in brackets). */
@@ -124,8 +139,11 @@ struct kagi_store_op {
     kagi_store_kind kind;
     uint32_t link;            /* ISSUE, ADD_BLOCK */
     /* ISSUE: master and slaves[0..n_slaves) (not copied: must outlive the
-       operation); number keys of size_bytes each. FETCH: master (from the
-       URL) and caller (the slave asking), n_ids key_IDs in ids. */
+       operation); number keys of size_bytes each; n_slaves 0 when the
+       slaves are at another KME (the keys go to the peer protocol and no
+       pending row is kept here). FETCH: master (from the URL) and caller
+       (the slave asking), n_ids key_IDs in ids. PUT: master, slaves, and
+       number key_IDs in ids. */
     const char *master;
     const char *slaves[KAGI_MAX_SLAVES];
     unsigned n_slaves;
@@ -139,9 +157,15 @@ struct kagi_store_op {
     const uint8_t *block;
     size_t block_len;
     uint64_t block_id;
+    /* TAKE_AT: number positions (block and block_off of each). PUT: the
+       keys' bytes, number * size_bytes (not copied). */
+    const kagi_store_key *at;
+    const uint8_t *put;
     /* Filled in before done() is called. */
     kagi_store_result result;
     char msg[192];            /* why, for any result but DONE; no key material */
+    int64_t front_block;      /* TAKE_AT refused with BAD_ID: where the pool's */
+    uint32_t front_off;       /* front is (-1 block: unknown) */
     kagi_store_key *keys;     /* ISSUE, FETCH: one per key, in request order */
     unsigned n_keys;
     uint8_t *material;        /* the keys' bytes; wiped by kagi_store_op_clear */

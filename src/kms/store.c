@@ -38,6 +38,7 @@
 #define KAGI__NONCE_CHUNK ((uint64_t)1 << 24)
 #define KAGI__MAX_KEY_BYTES 65536
 #define KAGI__STORE_LINK 99   /* internal op kind: register a link */
+#define KAGI__STORE_SPLIT 98  /* internal op kind: split a link's blocks */
 #define KAGI__WAL_RESTART 65536 /* WAL frames (64 MiB of 1 KiB pages) before the checkpointer restarts it */
 
 enum {
@@ -77,6 +78,7 @@ typedef struct kagi__link {
     uint64_t avail;
     int64_t last_block;
     int64_t next_seq;
+    uint32_t split;   /* blocks' second halves go to this link (0: none) */
 } kagi__link;
 
 typedef struct kagi__undo {
@@ -479,6 +481,67 @@ static kagi_store_result kagi__take(kagi_store *s, kagi_store_op *op, uint32_t l
     return r;
 }
 
+static const char *kagi__uuid(const uint8_t id[KAGI_KEY_ID_BYTES], char out[37]);
+
+/* Record op->number keys of op->size_bytes (bytes in material) for
+ * op->master and op->slaves as pending rows, with fresh key_IDs (ids NULL)
+ * or the given ones; fills op->keys. */
+static kagi_store_result kagi__pend_put(kagi_store *s, kagi_store_op *op, uint32_t link,
+                                        const uint8_t *material, const uint8_t (*ids)[KAGI_KEY_ID_BYTES])
+{
+    kagi_store_result r = KAGI_STORE_DONE;
+    /* The slaves, comma-joined, and the bitmask of those still due. */
+    char slaves[(1 + KAGI_SAE_ID_MAX) * KAGI_MAX_SLAVES + 1];
+    size_t sl = 0;
+    for (unsigned i = 0; i < op->n_slaves; i++) {
+        size_t l = strlen(op->slaves[i]);
+        if (i) slaves[sl++] = ',';
+        memcpy(slaves + sl, op->slaves[i], l);
+        sl += l;
+    }
+    slaves[sl] = '\0';
+    int64_t now = (int64_t)time(NULL);
+    uint8_t *ct = malloc(op->size_bytes + KAGI__TAG);
+    if (!ct) return kagi__fail(op, KAGI_STORE_FAILED, "out of memory");
+    for (unsigned k = 0; k < op->number && r == KAGI_STORE_DONE; k++) {
+        kagi_store_key *key = &op->keys[k];
+        key->off = (size_t)k * op->size_bytes;
+        key->len = op->size_bytes;
+        uint8_t aad[KAGI__AAD_PEND_MAX], nonce[KAGI__NONCE];
+        int e = KAGI_OK;
+        if (ids) {
+            char uuid[37];
+            memcpy(key->id, ids[k], KAGI_KEY_ID_BYTES);
+            if (kagi__idmap_get(&s->idx, key->id)) {
+                r = kagi__fail(op, KAGI_STORE_BAD_ID, "key_ID %s exists", kagi__uuid(key->id, uuid));
+                break;
+            }
+        } else {
+            e = kagi__new_key_id(s, key->id);
+        }
+        size_t al = kagi__aad_pend(aad, key->id, link, op->master, slaves);
+        if (!e) e = kagi__seal(s, aad, al, material + key->off, key->len, nonce, ct);
+        if (!e) {
+            sqlite3_stmt *st = s->st[S_PEND_INS];
+            sqlite3_bind_blob(st, 1, key->id, KAGI_KEY_ID_BYTES, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, link);
+            sqlite3_bind_text(st, 3, op->master, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, slaves, (int)sl, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 5, (sqlite3_int64)((1u << op->n_slaves) - 1));
+            sqlite3_bind_int64(st, 6, now);
+            sqlite3_bind_blob(st, 7, nonce, KAGI__NONCE, SQLITE_STATIC);
+            sqlite3_bind_blob(st, 8, ct, (int)(key->len + KAGI__TAG), SQLITE_STATIC);
+            e = kagi__exec(s, S_PEND_INS);
+        }
+        if (!e) e = kagi__idx_put(s, key->id, sqlite3_last_insert_rowid(s->db));
+        if (e) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
+        op->n_keys = k + 1;
+    }
+    kagi_wipe(ct, op->size_bytes + KAGI__TAG);
+    free(ct);
+    return r;
+}
+
 static kagi_store_result kagi__issue(kagi_store *s, kagi_store_op *op, int64_t *bad)
 {
     uint32_t link = op->link;
@@ -498,49 +561,16 @@ static kagi_store_result kagi__issue(kagi_store *s, kagi_store_op *op, int64_t *
     /* Units are deleted now: a failure from here on poisons the batch when
        this operation runs without a savepoint (kagi__run_op). */
     if (op->number == 1) s->poison_on_fail = 1;
-    /* The slaves, comma-joined, and the bitmask of those still due. */
-    char slaves[(1 + KAGI_SAE_ID_MAX) * KAGI_MAX_SLAVES + 1];
-    size_t sl = 0;
-    for (unsigned i = 0; i < op->n_slaves; i++) {
-        size_t l = strlen(op->slaves[i]);
-        if (i) slaves[sl++] = ',';
-        memcpy(slaves + sl, op->slaves[i], l);
-        sl += l;
-    }
-    slaves[sl] = '\0';
-    int64_t now = (int64_t)time(NULL);
-    uint8_t *ct = malloc(op->size_bytes + KAGI__TAG);
-    if (!ct) {
-        if (s->poison_on_fail) s->poison = 1;
-        s->poison_on_fail = 0;
-        return kagi__fail(op, KAGI_STORE_FAILED, "out of memory");
-    }
-    for (unsigned k = 0; k < op->number && r == KAGI_STORE_DONE; k++) {
-        kagi_store_key *key = &op->keys[k];
-        key->off = (size_t)k * op->size_bytes;
-        key->len = op->size_bytes;
-        uint8_t aad[KAGI__AAD_PEND_MAX], nonce[KAGI__NONCE];
-        int e = kagi__new_key_id(s, key->id);
-        size_t al = kagi__aad_pend(aad, key->id, link, op->master, slaves);
-        if (!e) e = kagi__seal(s, aad, al, op->material + key->off, key->len, nonce, ct);
-        if (!e) {
-            sqlite3_stmt *st = s->st[S_PEND_INS];
-            sqlite3_bind_blob(st, 1, key->id, KAGI_KEY_ID_BYTES, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, link);
-            sqlite3_bind_text(st, 3, op->master, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 4, slaves, (int)sl, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 5, (sqlite3_int64)((1u << op->n_slaves) - 1));
-            sqlite3_bind_int64(st, 6, now);
-            sqlite3_bind_blob(st, 7, nonce, KAGI__NONCE, SQLITE_STATIC);
-            sqlite3_bind_blob(st, 8, ct, (int)(key->len + KAGI__TAG), SQLITE_STATIC);
-            e = kagi__exec(s, S_PEND_INS);
+    if (op->n_slaves == 0) { /* for a peer: nothing kept here */
+        for (unsigned k = 0; k < op->number; k++) {
+            op->keys[k].off = (size_t)k * op->size_bytes;
+            op->keys[k].len = op->size_bytes;
+            if (kagi__new_key_id(s, op->keys[k].id)) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
         }
-        if (!e) e = kagi__idx_put(s, key->id, sqlite3_last_insert_rowid(s->db));
-        if (e) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
-        op->n_keys = k + 1;
+        op->n_keys = op->number;
+    } else {
+        r = kagi__pend_put(s, op, link, op->material, NULL);
     }
-    kagi_wipe(ct, op->size_bytes + KAGI__TAG);
-    free(ct);
     if (r == KAGI_STORE_DONE) s->links[link].avail -= need;
     else if (s->poison_on_fail) s->poison = 1;
     s->poison_on_fail = 0;
@@ -662,24 +692,23 @@ static kagi_store_result kagi__fetch(kagi_store *s, kagi_store_op *op)
     return KAGI_STORE_DONE;
 }
 
-static kagi_store_result kagi__add_block(kagi_store *s, kagi_store_op *op)
+/* Seal len bytes of block block_id into link's pool as units, and move
+ * the link's last block and sequence on. */
+static kagi_store_result kagi__add_units(kagi_store *s, kagi_store_op *op, uint32_t link,
+                                         const uint8_t *bytes, size_t blen)
 {
-    kagi__link *L = &s->links[op->link];
-    if (op->block_id > (uint64_t)INT64_MAX || (int64_t)op->block_id <= L->last_block)
-        return kagi__fail(op, KAGI_STORE_BAD_ID, "block %llu of link %s is not above the last "
-                          "stored block %lld", (unsigned long long)op->block_id, L->name,
-                          (long long)L->last_block);
+    kagi__link *L = &s->links[link];
     uint8_t ct[4096 + KAGI__TAG], nonce[KAGI__NONCE], aad[32];
     size_t unit = s->o.unit_bytes;
     kagi_store_result r = KAGI_STORE_DONE;
     int64_t seq = L->next_seq;
-    for (size_t off = 0; off < op->block_len; off += unit) {
-        size_t len = op->block_len - off < unit ? op->block_len - off : unit;
-        size_t al = kagi__aad_unit(aad, op->link, op->block_id, (uint32_t)off);
-        int e = kagi__seal(s, aad, al, op->block + off, len, nonce, ct);
+    for (size_t off = 0; off < blen; off += unit) {
+        size_t len = blen - off < unit ? blen - off : unit;
+        size_t al = kagi__aad_unit(aad, link, op->block_id, (uint32_t)off);
+        int e = kagi__seal(s, aad, al, bytes + off, len, nonce, ct);
         if (!e) {
             sqlite3_stmt *st = s->st[S_POOL_INS];
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)(kagi__link_lo(op->link) | (uint64_t)seq++));
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)(kagi__link_lo(link) | (uint64_t)seq++));
             sqlite3_bind_int64(st, 2, (sqlite3_int64)op->block_id);
             sqlite3_bind_int64(st, 3, (sqlite3_int64)off);
             sqlite3_bind_blob(st, 4, nonce, KAGI__NONCE, SQLITE_STATIC);
@@ -694,14 +723,154 @@ static kagi_store_result kagi__add_block(kagi_store *s, kagi_store_op *op)
     kagi_wipe(ct, sizeof ct);
     if (r != KAGI_STORE_DONE) return r;
     sqlite3_stmt *st = s->st[S_LINK_UPD];
-    sqlite3_bind_int64(st, 1, op->link);
+    sqlite3_bind_int64(st, 1, link);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)op->block_id);
     sqlite3_bind_int64(st, 3, seq);
     if (kagi__exec(s, S_LINK_UPD)) return kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
     L->next_seq = seq;
     L->last_block = (int64_t)op->block_id;
-    L->avail += op->block_len;
+    L->avail += blen;
     return KAGI_STORE_DONE;
+}
+
+static kagi_store_result kagi__add_block(kagi_store *s, kagi_store_op *op)
+{
+    kagi__link *L = &s->links[op->link];
+    if (op->block_id > (uint64_t)INT64_MAX || (int64_t)op->block_id <= L->last_block)
+        return kagi__fail(op, KAGI_STORE_BAD_ID, "block %llu of link %s is not above the last "
+                          "stored block %lld", (unsigned long long)op->block_id, L->name,
+                          (long long)L->last_block);
+    if (!L->split) return kagi__add_units(s, op, op->link, op->block, op->block_len);
+    size_t half = op->block_len / 2;
+    if (!half) return kagi__fail(op, KAGI_STORE_BAD_ID, "block %llu of link %s has one byte: it cannot be "
+                                 "split between the link's two directions", (unsigned long long)op->block_id, L->name);
+    kagi_store_result r = kagi__add_units(s, op, op->link, op->block, half);
+    if (r == KAGI_STORE_DONE) r = kagi__add_units(s, op, L->split, op->block + half, op->block_len - half);
+    return r;
+}
+
+/* Drop the units of a link's pool that lie before (block, off), splitting
+ * one that straddles it. KAGI_STORE_BAD_ID when the pool's front is past
+ * the position (those bytes were used or dropped before: a replay);
+ * KAGI_STORE_NO_KEY when the pool ends before it (the block is not stored
+ * here yet). */
+static kagi_store_result kagi__skip_to(kagi_store *s, kagi_store_op *op, uint32_t link, int64_t block,
+                                       uint32_t off, int64_t *bad)
+{
+    uint8_t pt[4096 + KAGI__TAG], ct[4096 + KAGI__TAG];
+    kagi_store_result r = KAGI_STORE_DONE;
+    for (;;) {
+        sqlite3_stmt *st = s->st[S_POOL_SEL];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)kagi__link_lo(link));
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)kagi__link_lo(link + 1));
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(st);
+            r = rc == SQLITE_DONE ? kagi__fail(op, KAGI_STORE_NO_KEY, "block %lld of link %s is not stored here yet",
+                                               (long long)block, s->links[link].name)
+                                  : kagi__fail(op, KAGI_STORE_FAILED, "key store read failed: %s", sqlite3_errmsg(s->db));
+            break;
+        }
+        int64_t id = sqlite3_column_int64(st, 0), ub = sqlite3_column_int64(st, 1);
+        uint32_t uo = (uint32_t)sqlite3_column_int64(st, 2);
+        size_t nlen = (size_t)sqlite3_column_bytes(st, 3), ctlen = (size_t)sqlite3_column_bytes(st, 4);
+        size_t len = ctlen >= KAGI__TAG ? ctlen - KAGI__TAG : 0;
+        if (ub > block || (ub == block && uo > off)) {
+            sqlite3_reset(st);
+            op->front_block = ub;
+            op->front_off = uo;
+            r = kagi__fail(op, KAGI_STORE_BAD_ID, "position %lld:%u of link %s was used or dropped before",
+                           (long long)block, off, s->links[link].name);
+            break;
+        }
+        if (ub == block && uo == off) {
+            sqlite3_reset(st);
+            break; /* at the position */
+        }
+        if (ub < block || (uint64_t)uo + len <= off) { /* wholly before: drop */
+            sqlite3_reset(st);
+            sqlite3_stmt *d = s->st[S_POOL_DEL];
+            sqlite3_bind_int64(d, 1, id);
+            if (kagi__exec(s, S_POOL_DEL)) {
+                r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
+                break;
+            }
+            s->links[link].avail -= len < s->links[link].avail ? len : s->links[link].avail;
+            continue;
+        }
+        /* straddles: keep the part from off on, resealed at off */
+        uint8_t nonce[KAGI__NONCE], aad[32];
+        size_t al = kagi__aad_unit(aad, link, (uint64_t)ub, uo);
+        int e = len > 4096 || nlen != KAGI__NONCE ||
+                kagi__unseal(s, aad, al, sqlite3_column_blob(st, 3), nlen, sqlite3_column_blob(st, 4), ctlen, pt);
+        sqlite3_reset(st);
+        if (e) {
+            *bad = id;
+            r = kagi__fail(op, KAGI_STORE_FAILED, "key data failed an integrity check");
+            break;
+        }
+        size_t cut = off - uo;
+        al = kagi__aad_unit(aad, link, (uint64_t)ub, off);
+        e = kagi__seal(s, aad, al, pt + cut, len - cut, nonce, ct);
+        if (!e) {
+            sqlite3_stmt *up = s->st[S_POOL_UPD];
+            sqlite3_bind_int64(up, 1, id);
+            sqlite3_bind_int64(up, 2, off);
+            sqlite3_bind_blob(up, 3, nonce, KAGI__NONCE, SQLITE_STATIC);
+            sqlite3_bind_blob(up, 4, ct, (int)(len - cut + KAGI__TAG), SQLITE_STATIC);
+            e = kagi__exec(s, S_POOL_UPD);
+        }
+        if (e) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
+        else s->links[link].avail -= cut < s->links[link].avail ? cut : s->links[link].avail;
+        break;
+    }
+    kagi_wipe(pt, sizeof pt);
+    kagi_wipe(ct, sizeof ct);
+    return r;
+}
+
+static kagi_store_result kagi__take_at(kagi_store *s, kagi_store_op *op, int64_t *bad)
+{
+    uint32_t link = op->link;
+    if (op->size_bytes == 0) {
+        /* catch up: drop what lies before the last position, if anything */
+        const kagi_store_key *to = &op->at[op->number - 1];
+        kagi_store_result r = kagi__skip_to(s, op, link, to->block, to->block_off, bad);
+        if (r == KAGI_STORE_BAD_ID || r == KAGI_STORE_NO_KEY) {
+            op->msg[0] = '\0';
+            r = KAGI_STORE_DONE;
+        }
+        return r;
+    }
+    size_t need = (size_t)op->number * op->size_bytes;
+    op->material = malloc(need);
+    op->keys = calloc(op->number, sizeof *op->keys);
+    if (!op->material || !op->keys) return kagi__fail(op, KAGI_STORE_FAILED, "out of memory");
+    op->material_len = need;
+    kagi_store_result r = KAGI_STORE_DONE;
+    for (unsigned k = 0; k < op->number && r == KAGI_STORE_DONE; k++) {
+        kagi_store_key *key = &op->keys[k];
+        r = kagi__skip_to(s, op, link, op->at[k].block, op->at[k].block_off, bad);
+        if (r == KAGI_STORE_DONE && s->links[link].avail < op->size_bytes)
+            r = kagi__fail(op, KAGI_STORE_NO_KEY, "the key at %lld:%u of link %s is not all stored here yet",
+                           (long long)op->at[k].block, op->at[k].block_off, s->links[link].name);
+        if (r == KAGI_STORE_DONE)
+            r = kagi__take(s, op, link, op->material + (size_t)k * op->size_bytes, op->size_bytes, bad,
+                           &key->block, &key->block_off);
+        if (r != KAGI_STORE_DONE) break;
+        s->links[link].avail -= op->size_bytes;
+        key->off = (size_t)k * op->size_bytes;
+        key->len = op->size_bytes;
+        op->n_keys = k + 1;
+    }
+    return r;
+}
+
+static kagi_store_result kagi__put(kagi_store *s, kagi_store_op *op)
+{
+    op->keys = calloc(op->number, sizeof *op->keys);
+    if (!op->keys) return kagi__fail(op, KAGI_STORE_FAILED, "out of memory");
+    return kagi__pend_put(s, op, op->link, op->put, op->ids);
 }
 
 static kagi_store_result kagi__link_op(kagi_store *s, kagi_store_op *op)
@@ -732,6 +901,15 @@ static kagi_store_result kagi__link_op(kagi_store *s, kagi_store_op *op)
     L->next_seq = 1;
     if ((uint32_t)id > s->n_links) s->n_links = (uint32_t)id;
     op->link = (uint32_t)id;
+    return KAGI_STORE_DONE;
+}
+
+static kagi_store_result kagi__split_op(kagi_store *s, kagi_store_op *op)
+{
+    uint32_t second = (uint32_t)op->block_id;
+    if (second < 1 || second > s->n_links || second == op->link)
+        return kagi__fail(op, KAGI_STORE_FAILED, "split: bad second link %u", second);
+    s->links[op->link].split = second;
     return KAGI_STORE_DONE;
 }
 
@@ -769,7 +947,9 @@ static uint64_t kagi__nonces_needed(const kagi_store *s, const kagi_store_op *op
 {
     switch ((int)op->kind) {
     case KAGI_STORE_ISSUE: return (uint64_t)op->number + 1;
-    case KAGI_STORE_ADD_BLOCK: return op->block_len / s->o.unit_bytes + 1;
+    case KAGI_STORE_ADD_BLOCK: return op->block_len / s->o.unit_bytes + 2;
+    case KAGI_STORE_TAKE_AT: return 2 * (uint64_t)op->number + 1;
+    case KAGI_STORE_PUT: return (uint64_t)op->number + 1;
     default: return 0;
     }
 }
@@ -777,8 +957,12 @@ static uint64_t kagi__nonces_needed(const kagi_store *s, const kagi_store_op *op
 static void kagi__run_op(kagi_store *s, kagi_store_op *op)
 {
     kagi__link saved = {0};
-    int has_link = (op->kind == KAGI_STORE_ISSUE || op->kind == KAGI_STORE_ADD_BLOCK);
+    int has_link = (op->kind == KAGI_STORE_ISSUE || op->kind == KAGI_STORE_ADD_BLOCK ||
+                    op->kind == KAGI_STORE_TAKE_AT);
+    kagi__link saved2 = {0};
+    uint32_t second = op->kind == KAGI_STORE_ADD_BLOCK ? s->links[op->link].split : 0;
     if (has_link) saved = s->links[op->link];
+    if (second) saved2 = s->links[second];
     size_t undo_mark = s->n_undo;
     int64_t bad = 0;
     op->msg[0] = '\0';
@@ -795,12 +979,16 @@ static void kagi__run_op(kagi_store *s, kagi_store_op *op)
     case KAGI_STORE_ISSUE: op->result = kagi__issue(s, op, &bad); break;
     case KAGI_STORE_FETCH: op->result = kagi__fetch(s, op); break;
     case KAGI_STORE_ADD_BLOCK: op->result = kagi__add_block(s, op); break;
+    case KAGI_STORE_TAKE_AT: op->result = kagi__take_at(s, op, &bad); break;
+    case KAGI_STORE_PUT: op->result = kagi__put(s, op); break;
     case KAGI__STORE_LINK: op->result = kagi__link_op(s, op); break;
+    case KAGI__STORE_SPLIT: op->result = kagi__split_op(s, op); break;
     default: op->result = kagi__fail(op, KAGI_STORE_FAILED, "unknown operation");
     }
     if (op->result != KAGI_STORE_DONE) {
         if (sp) (void)kagi__exec(s, S_RBTO);
         if (has_link) s->links[op->link] = saved;
+        if (second) s->links[second] = saved2;
         kagi__idx_undo(s, undo_mark);
         kagi_store_op_clear(op);
     }
@@ -1029,7 +1217,10 @@ int kagi_store_submit(kagi_store *s, kagi_store_op *op)
 {
     switch ((int)op->kind) {
     case KAGI_STORE_ISSUE:
-        KAGI__FAIL_IF(!op->master || !op->n_slaves || op->n_slaves > KAGI_MAX_SLAVES || !op->number ||
+    case KAGI_STORE_PUT:
+        KAGI__FAIL_IF(op->kind == KAGI_STORE_PUT && (!op->put || !op->ids || !op->n_slaves), KAGI_ERR_ARG,
+                      "key store: malformed put request");
+        KAGI__FAIL_IF(!op->master || op->n_slaves > KAGI_MAX_SLAVES || !op->number ||
                           !op->size_bytes || op->size_bytes > KAGI__MAX_KEY_BYTES ||
                           op->number > 1u << 16,
                       KAGI_ERR_ARG, "key store: malformed issue request");
@@ -1040,6 +1231,11 @@ int kagi_store_submit(kagi_store *s, kagi_store_op *op)
         KAGI__FAIL_IF(strlen(op->master) > KAGI_SAE_ID_MAX, KAGI_ERR_ARG, "key store: malformed master SAE ID");
         /* fallthrough */
     case KAGI_STORE_ADD_BLOCK:
+    case KAGI_STORE_TAKE_AT:
+        KAGI__FAIL_IF(op->kind == KAGI_STORE_TAKE_AT &&
+                          (!op->at || !op->number || op->number > 1u << 16 ||
+                           op->size_bytes > KAGI__MAX_KEY_BYTES),
+                      KAGI_ERR_ARG, "key store: malformed take request");
         KAGI__FAIL_IF(op->link < 1 || op->link > s->n_links, KAGI_ERR_ARG, "key store: unknown link %u",
                       op->link);
         KAGI__FAIL_IF(op->kind == KAGI_STORE_ADD_BLOCK &&
@@ -1051,12 +1247,15 @@ int kagi_store_submit(kagi_store *s, kagi_store_op *op)
                       KAGI_ERR_ARG, "key store: malformed fetch request");
         break;
     case KAGI__STORE_LINK:
+    case KAGI__STORE_SPLIT:
         break;
     default:
         return kagi__err(KAGI_ERR_ARG, "key store: unknown operation %d", (int)op->kind);
     }
     KAGI__FAIL_IF(!op->done, KAGI_ERR_ARG, "key store: operation without a completion callback");
     op->result = KAGI_STORE_FAILED;
+    op->front_block = -1;
+    op->front_off = 0;
     op->keys = NULL;
     op->n_keys = 0;
     op->material = NULL;
@@ -1127,6 +1326,14 @@ int kagi_store_link(kagi_store *s, const char *name, uint32_t *id)
     KAGI__TRY(kagi_store_run(s, &op));
     KAGI__FAIL_IF(op.result != KAGI_STORE_DONE, KAGI_ERR_IO, "key store: link %s: %s", name, op.msg);
     *id = op.link;
+    return KAGI_OK;
+}
+
+int kagi_store_split(kagi_store *s, uint32_t link, uint32_t second)
+{
+    kagi_store_op op = {.kind = (kagi_store_kind)KAGI__STORE_SPLIT, .link = link, .block_id = second};
+    KAGI__TRY(kagi_store_run(s, &op));
+    KAGI__FAIL_IF(op.result != KAGI_STORE_DONE, KAGI_ERR_ARG, "key store: %s", op.msg);
     return KAGI_OK;
 }
 

@@ -79,6 +79,55 @@ static int kagi__id(const kagi__cfgctx *x, const char *v, char *out)
     return KAGI_OK;
 }
 
+static int kagi__hostport(const kagi__cfgctx *x, const char *v, char *host, size_t cap, unsigned *port,
+                          unsigned min_port)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v) return kagi__cfail(x, "'%s' is not HOST:PORT", v);
+    size_t hl = (size_t)(colon - v);
+    if (hl >= cap) return kagi__cfail(x, "host too long");
+    memcpy(host, v, hl);
+    host[hl] = '\0';
+    return kagi__u(x, colon + 1, min_port, 65535, port);
+}
+
+/* "DEST via HOP1,HOP2,...,DEST" */
+static int kagi__route_key(const kagi__cfgctx *x, kagi_kme_config *c, const char *v)
+{
+    kagi_kme_route_cfg r;
+    memset(&r, 0, sizeof r);
+    const char *via = strstr(v, " via ");
+    if (!via) return kagi__cfail(x, "expected \"DEST via HOP1,HOP2,...,DEST\"");
+    size_t dl = (size_t)(via - v);
+    while (dl && v[dl - 1] == ' ') dl--;
+    if (!kagi_etsi_valid_id(v, dl)) return kagi__cfail(x, "'%.*s' is not a valid KME id", (int)dl, v);
+    memcpy(r.dest, v, dl);
+    const char *p = via + 5;
+    for (;;) {
+        while (*p == ' ') p++;
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        while (l && p[l - 1] == ' ') l--;
+        if (r.n_hops == KAGI_ROUTE_MAX) return kagi__cfail(x, "more than %d hops", KAGI_ROUTE_MAX);
+        if (!kagi_etsi_valid_id(p, l)) return kagi__cfail(x, "hop '%.*s' is not a valid KME id", (int)l, p);
+        memcpy(r.hops[r.n_hops], p, l);
+        for (unsigned i = 0; i < r.n_hops; i++)
+            if (!strcmp(r.hops[i], r.hops[r.n_hops])) return kagi__cfail(x, "KME %s appears twice", r.hops[i]);
+        r.n_hops++;
+        if (!e) break;
+        p = e + 1;
+    }
+    if (strcmp(r.hops[r.n_hops - 1], r.dest) != 0)
+        return kagi__cfail(x, "the path must end at %s", r.dest);
+    for (size_t i = 0; i < c->n_routes; i++)
+        if (!strcmp(c->routes[i].dest, r.dest)) return kagi__cfail(x, "a second route to %s", r.dest);
+    kagi_kme_route_cfg *a = realloc(c->routes, (c->n_routes + 1) * sizeof *a);
+    if (!a) return kagi__err(KAGI_ERR_NOMEM, "out of memory");
+    c->routes = a;
+    c->routes[c->n_routes++] = r;
+    return KAGI_OK;
+}
+
 static int kagi__link_key(const kagi__cfgctx *x, kagi_kme_link_cfg *l, const char *k, const char *v)
 {
     kagi_link *m = &l->model;
@@ -116,6 +165,7 @@ static int kagi__link_key(const kagi__cfgctx *x, kagi_kme_link_cfg *l, const cha
     }
     if (!strcmp(k, "dir")) return kagi__str(x, v, l->dir, sizeof l->dir);
     if (!strcmp(k, "poll_ms")) return kagi__u(x, v, 1, 3600000, &l->poll_ms);
+    if (!strcmp(k, "peer_address")) return kagi__hostport(x, v, l->peer_host, sizeof l->peer_host, &l->peer_port, 1);
     return kagi__cfail(x, "unknown key in a [link] section");
 }
 
@@ -123,15 +173,8 @@ static int kagi__top_key(const kagi__cfgctx *x, kagi_kme_config *c, const char *
 {
     unsigned long long n;
     if (!strcmp(k, "kme_id")) return kagi__id(x, v, c->kme_id);
-    if (!strcmp(k, "listen")) {
-        const char *colon = strrchr(v, ':');
-        if (!colon || colon == v) return kagi__cfail(x, "'%s' is not HOST:PORT", v);
-        size_t hl = (size_t)(colon - v);
-        if (hl >= sizeof c->listen_host) return kagi__cfail(x, "host too long");
-        memcpy(c->listen_host, v, hl);
-        c->listen_host[hl] = '\0';
-        return kagi__u(x, colon + 1, 0, 65535, &c->port);
-    }
+    if (!strcmp(k, "listen")) return kagi__hostport(x, v, c->listen_host, sizeof c->listen_host, &c->port, 0);
+    if (!strcmp(k, "route")) return kagi__route_key(x, c, v);
     if (!strcmp(k, "cert")) return kagi__str(x, v, c->cert, sizeof c->cert);
     if (!strcmp(k, "key")) return kagi__str(x, v, c->key, sizeof c->key);
     if (!strcmp(k, "client_ca")) return kagi__str(x, v, c->client_ca, sizeof c->client_ca);
@@ -245,6 +288,19 @@ static int kagi__finish(kagi_kme_config *c, const char *name)
         if (!l->peer[0]) return kagi__cfail(&x, "link %s: peer is missing", l->name);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(c->links[j].name, l->name)) return kagi__cfail(&x, "link %s defined twice", l->name);
+        if (strcmp(l->peer, c->kme_id) != 0) {
+            if (!l->peer_host[0])
+                return kagi__cfail(&x, "link %s: peer_address is missing (the address of KME %s)", l->name,
+                                   l->peer);
+            if (l->source == KAGI_SOURCE_SIM)
+                return kagi__cfail(&x, "link %s: source sim draws key at one end only; a link to another "
+                                   "KME needs the same blocks at both ends (source dir, which kagi testbed "
+                                   "feeds)", l->name);
+            /* its second half is stored as NAME+ (docs/peer.md) */
+            if (strlen(l->name) > KAGI_LINK_NAME_MAX - 1)
+                return kagi__cfail(&x, "link %s: a link to another KME has a name of at most %d characters",
+                                   l->name, KAGI_LINK_NAME_MAX - 1);
+        }
         if (l->source == KAGI_SOURCE_DIR && !l->dir[0])
             return kagi__cfail(&x, "link %s: source dir needs dir", l->name);
         if (l->source == KAGI_SOURCE_SIM) {
@@ -255,6 +311,19 @@ static int kagi__finish(kagi_kme_config *c, const char *name)
                 return kagi__cfail(&x, "link %s: the model gives no key at %g km", l->name,
                                    l->model.distance_km);
         }
+    }
+    for (size_t i = 0; i < c->n_saes; i++)
+        if (!strcmp(c->saes[i].id, c->kme_id))
+            return kagi__cfail(&x, "SAE %s has the id of this KME", c->saes[i].id);
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const kagi_kme_route_cfg *r = &c->routes[i];
+        if (!strcmp(r->dest, c->kme_id)) return kagi__cfail(&x, "route to %s: that is this KME", r->dest);
+        for (unsigned j = 0; j < r->n_hops; j++)
+            if (!strcmp(r->hops[j], c->kme_id))
+                return kagi__cfail(&x, "route to %s: the path passes through this KME", r->dest);
+        int adj = 0;
+        for (size_t j = 0; j < c->n_links; j++) adj |= !strcmp(c->links[j].peer, r->hops[0]);
+        if (!adj) return kagi__cfail(&x, "route to %s: no link reaches its first hop %s", r->dest, r->hops[0]);
     }
     return KAGI_OK;
 }
@@ -381,6 +450,7 @@ void kagi_kme_config_free(kagi_kme_config *c)
     if (!c) return;
     free(c->saes);
     free(c->links);
+    free(c->routes);
     free(c);
 }
 

@@ -51,20 +51,18 @@
 
 #include "../kms/kms_internal.h"
 #include "kagi/kme.h"
+#include "net_internal.h"
 
-typedef struct kagi__kme kagi__kme;
-typedef struct kagi__worker kagi__worker;
-typedef struct kagi__call kagi__call;
 
 enum { C_HANDSHAKE, C_READ, C_BUSY, C_WRITE };
 
-typedef struct kagi__conn {
+struct kagi__conn {
     kagi__worker *w;
     int fd;                       /* -1 once closed (freed at the end of the loop iteration) */
     SSL *ssl;
     int state;
     int can_read, can_write;      /* edge-triggered readiness not yet used up */
-    int identified;               /* 0 not yet, 1 an SAE of ours, -1 not */
+    int identified;               /* 0 not yet, 1 an SAE of ours, 2 a peer KME, -1 neither */
     int close_after;              /* close once the response is out */
     int sent_continue;
     int dead;                     /* closed with a call in flight: freed when it returns */
@@ -79,16 +77,6 @@ typedef struct kagi__conn {
     kagi__call *call;             /* in flight in the store */
     struct kagi__conn *prev, *next;
     struct kagi__conn *zombie;    /* next on the worker's list of closed ones */
-} kagi__conn;
-
-struct kagi__call {
-    kagi_store_op op;
-    kagi__worker *w;
-    kagi__conn *conn;
-    kagi_etsi_req r;
-    char caller[KAGI_SAE_ID_MAX + 1];
-    double t0;
-    kagi__call *next;
 };
 
 struct kagi__worker {
@@ -108,20 +96,6 @@ struct kagi__worker {
     unsigned n_free;
     double next_tick;
     kagi__logbuf log;
-};
-
-struct kagi__kme {
-    const kagi_kme_config *c;
-    kagi_store *store;
-    SSL_CTX *ctx;
-    kagi__worker *workers;
-    unsigned n_workers;
-    kagi_device **devs;
-    uint32_t *link_ids;
-    kagi_etsi_limits lim;
-    atomic_int draining;
-    atomic_long inflight;
-    unsigned port;
 };
 
 /* ---- responses ---- */
@@ -282,9 +256,53 @@ static void kagi__call_put(kagi__worker *w, kagi__call *c)
 
 static void kagi__conn_io(kagi__conn *c);
 
+/* Answer a peer message its relay thread finished. */
+static void kagi__finish_peer(kagi__call *c)
+{
+    kagi__conn *conn = c->conn;
+    kagi__worker *w = c->w;
+    conn->call = NULL;
+    int dead = conn->dead;
+    if (dead) {
+        kagi__logbuf_add(&w->log, KAGI__LOG_WARN, "peer %s gone before its answer (%d %s)", c->from, c->pstatus,
+                         c->pmsg);
+        conn->zombie = w->zombies;
+        w->zombies = conn;
+    } else if (c->pstatus == 200) {
+        char body[64];
+        int n = snprintf(body, sizeof body, "{\"stored\":%u}", c->pkeys);
+        kagi__respond(conn, 200, body, (size_t)n, 0);
+    } else if (c->pfront_block >= 0) {
+        /* behind the receiver: say where its front is, so the sender drops
+           its own copy up to there and never offers those bytes again */
+        json_t *o = json_pack("{s:s,s:{s:I,s:I}}", "message", c->pmsg, "front", "block",
+                              (json_int_t)c->pfront_block, "offset", (json_int_t)c->pfront_off);
+        char *b = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (b) kagi__respond(conn, c->pstatus, b, strlen(b), 0);
+        else kagi__respond_error(conn, 503, "out of memory", NULL);
+        free(b);
+    } else {
+        kagi__respond_error(conn, c->pstatus, c->pmsg, NULL);
+    }
+    if (!dead) conn->last = kagi__now();
+    kagi_wipe(c->pbody, c->plen);
+    free(c->pbody);
+    c->pbody = NULL;
+    c->peer = 0;
+    kagi_store_op_clear(&c->op);
+    atomic_fetch_sub(&w->k->inflight, 1);
+    kagi__call_put(w, c);
+    if (!dead && conn->state == C_WRITE) kagi__conn_io(conn);
+}
+
 /* Build the response of a finished call. */
 static void kagi__finish(kagi__call *c)
 {
+    if (c->peer) {
+        kagi__finish_peer(c);
+        return;
+    }
     kagi__conn *conn = c->conn;
     kagi__worker *w = c->w;
     const char *what = c->r.call == KAGI_ETSI_ENC_KEYS ? "enc_keys" : "dec_keys";
@@ -338,7 +356,7 @@ static void kagi__finish(kagi__call *c)
 }
 
 /* Committer thread: hand the finished call to its worker. */
-static void kagi__op_done(kagi_store_op *op)
+void kagi__op_done(kagi_store_op *op)
 {
     kagi__call *c = (kagi__call *)op;
     kagi__worker *w = c->w;
@@ -372,17 +390,17 @@ static void kagi__on_done(kagi__worker *w)
     }
 }
 
-/* The first link of the configuration whose peer is KME kme, or -1. */
-static long kagi__link_to(const kagi_kme_config *cfg, const char *kme)
+long kagi__link_to(const kagi_kme_config *cfg, const char *kme)
 {
     for (size_t i = 0; i < cfg->n_links; i++)
         if (!strcmp(cfg->links[i].peer, kme)) return (long)i;
     return -1;
 }
 
-/* The link serving a master here and its slaves: the loopback link when
- * they are all attached here. */
-static int kagi__route(kagi__kme *k, const char *const *slaves, unsigned n, uint32_t *link,
+/* Where the keys for a master here and its slaves come from: the loopback
+ * link when they are all attached here; else the path of KMEs to theirs
+ * (a neighbour, or a configured route) and the link to its first hop. */
+static int kagi__route(kagi__kme *k, kagi__call *c, const char *const *slaves, unsigned n, uint32_t *link,
                        char *msg, size_t cap)
 {
     const kagi_kme_config *cfg = k->c;
@@ -399,18 +417,25 @@ static int kagi__route(kagi__kme *k, const char *const *slaves, unsigned n, uint
         }
         kme = s->kme;
     }
+    c->n_path = 0;
     long i = kagi__link_to(cfg, kme);
-    if (i < 0) {
-        snprintf(msg, cap, "no link of this KME reaches KME %s", kme);
-        return 503;
+    if (i >= 0 && strcmp(kme, cfg->kme_id) != 0) {
+        snprintf(c->path[0], sizeof c->path[0], "%s", kme);
+        c->n_path = 1;
+    } else if (i < 0) {
+        const kagi_kme_route_cfg *r = NULL;
+        for (size_t j = 0; j < cfg->n_routes; j++)
+            if (!strcmp(cfg->routes[j].dest, kme)) r = &cfg->routes[j];
+        if (!r) {
+            snprintf(msg, cap, "no link or route of this KME reaches KME %s", kme);
+            return 503;
+        }
+        for (unsigned j = 0; j < r->n_hops; j++) memcpy(c->path[j], r->hops[j], sizeof c->path[j]);
+        c->n_path = r->n_hops;
+        i = kagi__link_to(cfg, r->hops[0]);
     }
-    if (strcmp(kme, cfg->kme_id) != 0) {
-        /* Phase 2: key agreement with the peer KME and relay. */
-        snprintf(msg, cap, "keys for SAEs at KME %s need the peer protocol, which this "
-                 "KME does not run yet", kme);
-        return 503;
-    }
-    *link = k->link_ids[i];
+    c->first_link = i;
+    *link = c->n_path ? k->out_ids[i] : k->link_ids[i];
     return 0;
 }
 
@@ -424,9 +449,12 @@ static void kagi__status(kagi__kme *k, kagi__conn *conn, const kagi_etsi_req *r)
         kagi__respond_error(conn, 400, msg, NULL);
         return;
     }
+    /* keys this KME could issue now: its own direction of the first link */
     uint64_t stored = 0;
-    long i = strcmp(s->kme, cfg->kme_id) ? -1 : kagi__link_to(cfg, s->kme);
-    if (i >= 0) stored = kagi_store_pool_bytes(k->store, k->link_ids[i]) / (cfg->key_size / 8);
+    long i = kagi__link_to(cfg, s->kme);
+    for (size_t j = 0; i < 0 && j < cfg->n_routes; j++)
+        if (!strcmp(cfg->routes[j].dest, s->kme)) i = kagi__link_to(cfg, cfg->routes[j].hops[0]);
+    if (i >= 0) stored = kagi_store_pool_bytes(k->store, k->out_ids[i]) / (cfg->key_size / 8);
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "source_KME_ID", cfg->kme_id,
                           "target_KME_ID", s->kme, "master_SAE_ID", conn->sae, "slave_SAE_ID", s->id,
                           "key_size", (json_int_t)cfg->key_size, "stored_key_count", (json_int_t)stored,
@@ -464,9 +492,13 @@ static void kagi__identify(kagi__conn *conn)
             if (ul > 0 && kagi_etsi_valid_id((const char *)u, (size_t)ul)) {
                 memcpy(conn->sae, u, (size_t)ul);
                 conn->sae[ul] = '\0';
-                const kagi_kme_sae_cfg *s = kagi_kme_config_sae(conn->w->k->c, conn->sae, (size_t)ul);
-                if (s && !strcmp(s->kme, conn->w->k->c->kme_id)) {
+                const kagi_kme_config *cfg = conn->w->k->c;
+                const kagi_kme_sae_cfg *s = kagi_kme_config_sae(cfg, conn->sae, (size_t)ul);
+                if (s && !strcmp(s->kme, cfg->kme_id)) {
                     conn->identified = 1;
+                    why = NULL;
+                } else if (!s && strcmp(conn->sae, cfg->kme_id) != 0 && kagi__link_to(cfg, conn->sae) >= 0) {
+                    conn->identified = 2; /* a neighbour KME: the peer protocol only */
                     why = NULL;
                 } else {
                     why = "CN is not an SAE of this KME";
@@ -481,8 +513,58 @@ static void kagi__identify(kagi__conn *conn)
         kagi__logbuf_add(&conn->w->log, KAGI__LOG_WARN, "connection from %s (%s): %s%s%s: every request gets 401",
                          conn->peer, SSL_get_version(ssl), why, conn->sae[0] ? ": " : "", conn->sae);
     else
-        kagi__logbuf_add(&conn->w->log, KAGI__LOG_INFO, "connection from %s: SAE %s (%s, %s)", conn->peer,
-                         conn->sae, SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+        kagi__logbuf_add(&conn->w->log, KAGI__LOG_INFO, "connection from %s: %s %s (%s, %s)", conn->peer,
+                         conn->identified == 2 ? "peer KME" : "SAE", conn->sae, SSL_get_version(ssl),
+                         SSL_get_cipher_name(ssl));
+}
+
+/* A request from a neighbour KME: the peer protocol's one resource. */
+static void kagi__peer_request(kagi__conn *conn, const kagi_http_req *h)
+{
+    kagi__worker *w = conn->w;
+    kagi__kme *k = w->k;
+    static const char path[] = KAGI_PEER_PATH;
+    if (h->method != KAGI_HTTP_POST || h->query || h->path_len != sizeof path - 1 ||
+        memcmp(h->target, path, sizeof path - 1) != 0) {
+        kagi__respond_error(conn, 404, "a peer KME may only POST " KAGI_PEER_PATH, NULL);
+        return;
+    }
+    kagi__call *c = kagi__call_get(w);
+    uint8_t *body = c ? malloc(h->body_len ? h->body_len : 1) : NULL;
+    if (!body) {
+        if (c) kagi__call_put(w, c);
+        kagi__respond_error(conn, 503, "out of memory", NULL);
+        return;
+    }
+    memset(&c->op, 0, sizeof c->op);
+    memcpy(body, h->body, h->body_len);
+    c->k = k;
+    c->w = w;
+    c->conn = conn;
+    c->t0 = kagi__now();
+    c->n_path = 0;
+    c->peer = 1;
+    c->pbody = body;
+    c->plen = h->body_len;
+    c->pstatus = 503;
+    c->pkeys = 0;
+    c->pfront_block = -1;
+    c->pfront_off = 0;
+    c->pmsg[0] = '\0';
+    snprintf(c->from, sizeof c->from, "%s", conn->sae);
+    snprintf(c->caller, sizeof c->caller, "%s", conn->sae);
+    atomic_fetch_add(&k->inflight, 1);
+    conn->call = c;
+    conn->state = C_BUSY;
+    if (kagi__relay_start(c) != KAGI_OK) {
+        conn->call = NULL;
+        atomic_fetch_sub(&k->inflight, 1);
+        free(body);
+        c->pbody = NULL;
+        c->peer = 0;
+        kagi__call_put(w, c);
+        kagi__respond_error(conn, 503, "too many relays in progress", NULL);
+    }
 }
 
 /* One whole request: answer it now or hand it to the store. */
@@ -503,12 +585,19 @@ static void kagi__handle(kagi__conn *conn, const kagi_http_req *h)
         kagi__respond_error(conn, 503, "shutting down", NULL);
         return;
     }
+    if (conn->identified == 2) {
+        kagi__peer_request(conn, h);
+        return;
+    }
     kagi__call *c = kagi__call_get(w);
     if (!c) {
         kagi__respond_error(conn, 503, "out of memory", NULL);
         return;
     }
     memset(&c->op, 0, sizeof c->op);
+    c->k = k;
+    c->peer = 0;
+    c->n_path = 0;
     int st = kagi_etsi_parse(&c->r, h->method, h->target, h->path_len, h->query, h->query_len, h->body,
                              h->body_len, &k->lim);
     if (st) {
@@ -542,7 +631,7 @@ static void kagi__handle(kagi__conn *conn, const kagi_http_req *h)
             if (!strcmp(op->slaves[i], c->caller)) bad = "the master SAE cannot be one of its slaves";
         for (unsigned i = 0; i < c->r.n_extra; i++)
             if (!strcmp(c->r.extra[i], c->r.sae)) bad = "additional_slave_SAE_IDs repeats slave_SAE_ID";
-        int rc = bad ? 400 : kagi__route(k, op->slaves, op->n_slaves, &op->link, msg, sizeof msg);
+        int rc = bad ? 400 : kagi__route(k, c, op->slaves, op->n_slaves, &op->link, msg, sizeof msg);
         if (rc) {
             if (bad) snprintf(msg, sizeof msg, "%s", bad);
             kagi__logbuf_add(&w->log, KAGI__LOG_INFO, "enc_keys %s -> %s: %d %s", c->caller, c->r.sae, rc, msg);
@@ -552,6 +641,7 @@ static void kagi__handle(kagi__conn *conn, const kagi_http_req *h)
         }
         op->number = c->r.number;
         op->size_bytes = c->r.size / 8;
+        if (c->n_path) op->n_slaves = 0; /* the slaves' KME keeps the keys for them */
     } else {
         if (!kagi_kme_config_sae(k->c, c->r.sae, strlen(c->r.sae))) {
             snprintf(msg, sizeof msg, "unknown master_SAE_ID %s", c->r.sae);
@@ -568,10 +658,11 @@ static void kagi__handle(kagi__conn *conn, const kagi_http_req *h)
     atomic_fetch_add(&k->inflight, 1);
     conn->call = c;
     conn->state = C_BUSY;
-    if (kagi_store_submit(k->store, op) != KAGI_OK) {
+    int relay = c->n_path > 0;
+    if ((relay ? kagi__relay_start(c) : kagi_store_submit(k->store, op)) != KAGI_OK) {
         conn->call = NULL;
         atomic_fetch_sub(&k->inflight, 1);
-        kagi__respond_error(conn, 503, "key store unavailable", NULL);
+        kagi__respond_error(conn, 503, relay ? "too many relays in progress" : "key store unavailable", NULL);
         kagi__call_put(w, c);
     }
 }
@@ -689,7 +780,9 @@ static void kagi__conn_io(kagi__conn *c)
         /* C_READ: a whole request in the buffer? */
         kagi_http_req h = {0};
         const char *why = "";
-        int st = c->in_len ? kagi_http_parse(c->in, c->in_len, cfg->header_limit, cfg->body_limit, &h, &why) : 1;
+        /* peers send many keys at once */
+        size_t blim = c->identified == 2 ? KAGI_PEER_BODY_LIMIT : cfg->body_limit;
+        int st = c->in_len ? kagi_http_parse(c->in, c->in_len, cfg->header_limit, blim, &h, &why) : 1;
         if (st == 0) {
             kagi__handle(c, &h);
             /* the request's bytes are done with (the call copied what it needs) */
@@ -719,7 +812,7 @@ static void kagi__conn_io(kagi__conn *c)
             continue;
         }
         if (!c->can_read && !SSL_has_pending(c->ssl)) return;
-        size_t max = cfg->header_limit + cfg->body_limit + 1;
+        size_t max = cfg->header_limit + (c->identified == 2 ? KAGI_PEER_BODY_LIMIT : cfg->body_limit) + 1;
         if (c->in_cap - c->in_len < 4096 && c->in_cap < max) {
             size_t cap = c->in_cap ? c->in_cap * 2 : 8192;
             if (cap > max) cap = max;
@@ -780,7 +873,8 @@ static void kagi__accept(kagi__worker *w)
         socklen_t sl = sizeof ss;
         int fd = accept4(w->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                !(errno == EINVAL && atomic_load(&w->k->draining))) /* the listener shut at a stop */
                 kagi__logbuf_add(&w->log, KAGI__LOG_WARN, "accept: %s", strerror(errno));
             return;
         }
@@ -1039,6 +1133,7 @@ static void kagi__workers_free(kagi__kme *k)
         for (kagi__call *c = w->done_head, *n; c; c = n) {
             n = c->next;
             kagi_store_op_clear(&c->op);
+            if (c->peer) free(c->pbody);
             c->conn->call = NULL;
             if (c->conn->dead) {
                 c->conn->zombie = w->zombies;
@@ -1082,13 +1177,28 @@ static int kagi__sources(kagi__kme *k)
 {
     const kagi_kme_config *c = k->c;
     k->link_ids = calloc(c->n_links + 1, sizeof *k->link_ids);
+    k->out_ids = calloc(c->n_links + 1, sizeof *k->out_ids);
+    k->in_ids = calloc(c->n_links + 1, sizeof *k->in_ids);
     k->devs = calloc(c->n_links + 1, sizeof *k->devs);
-    KAGI__FAIL_IF(!k->link_ids || !k->devs, KAGI_ERR_NOMEM, "out of memory");
+    KAGI__FAIL_IF(!k->link_ids || !k->out_ids || !k->in_ids || !k->devs, KAGI_ERR_NOMEM, "out of memory");
     uint64_t cap = c->max_key_count * (c->key_size / 8);
     for (size_t i = 0; i < c->n_links; i++) {
         const kagi_kme_link_cfg *l = &c->links[i];
         KAGI__TRY(kagi_store_link(k->store, l->name, &k->link_ids[i]));
         int loop = !strcmp(l->peer, c->kme_id);
+        k->out_ids[i] = k->in_ids[i] = k->link_ids[i];
+        int lower = strcmp(c->kme_id, l->peer) < 0;
+        if (!loop) {
+            /* Each end spends one half of every block (docs/peer.md): the
+               KME whose id sorts first the first half. */
+            char second[KAGI_LINK_NAME_MAX + 2];
+            uint32_t id2;
+            snprintf(second, sizeof second, "%s+", l->name);
+            KAGI__TRY(kagi_store_link(k->store, second, &id2));
+            KAGI__TRY(kagi_store_split(k->store, k->link_ids[i], id2));
+            k->out_ids[i] = lower ? k->link_ids[i] : id2;
+            k->in_ids[i] = lower ? id2 : k->link_ids[i];
+        }
         char what[160] = "no key source";
         if (l->source == KAGI_SOURCE_SIM) {
             kagi_device_sim_opts o = {0};
@@ -1104,12 +1214,15 @@ static int kagi__sources(kagi__kme *k)
                                             l->poll_ms, cap));
             snprintf(what, sizeof what, "directory device %.100s every %u ms", l->dir, l->poll_ms);
         }
-        kagi__log(KAGI__LOG_INFO, "link %s to %s%s: %s; pool holds %llu bytes", l->name, l->peer,
-                  loop ? " (loopback: both ends here)" : "", what,
-                  (unsigned long long)kagi_store_pool_bytes(k->store, k->link_ids[i]));
-        if (!loop)
-            kagi__log(KAGI__LOG_WARN, "link %s: keys for SAEs at %s need the peer protocol (not in this "
-                      "version); enc_keys for them answers 503", l->name, l->peer);
+        if (loop)
+            kagi__log(KAGI__LOG_INFO, "link %s (loopback: both ends here): %s; pool holds %llu bytes", l->name,
+                      what, (unsigned long long)kagi_store_pool_bytes(k->store, k->link_ids[i]));
+        else
+            kagi__log(KAGI__LOG_INFO, "link %s to %s at %s:%u: %s; this KME spends the %s half of each "
+                      "block (%llu bytes stored), the peer the %s (%llu bytes)", l->name, l->peer, l->peer_host,
+                      l->peer_port, what, lower ? "first" : "second",
+                      (unsigned long long)kagi_store_pool_bytes(k->store, k->out_ids[i]), lower ? "second" : "first",
+                      (unsigned long long)kagi_store_pool_bytes(k->store, k->in_ids[i]));
     }
     return KAGI_OK;
 }
@@ -1157,6 +1270,7 @@ int kagi_kme_run(const kagi_kme_config *c)
     kagi_wipe(akey, sizeof akey);
     if (!e) e = kagi__tls(&k);
     if (!e) e = kagi__sources(&k);
+    if (!e) e = kagi__relay_init(&k);
     if (!e) e = kagi__workers(&k);
     if (!e) {
         size_t local = 0;
@@ -1182,15 +1296,26 @@ int kagi_kme_run(const kagi_kme_config *c)
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
     }
+    /* Relay threads use the store and the workers' queues: they end within
+       their network timeouts. */
+    if (atomic_load(&k.relays) > 0)
+        kagi__log(KAGI__LOG_INFO, "waiting for %d relays to finish", atomic_load(&k.relays));
+    while (atomic_load(&k.relays) > 0) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
     if (k.workers) kagi__workers_stop(&k);
     for (size_t i = 0; k.devs && i < c->n_links; i++) kagi_device_stop(k.devs[i]);
     kagi_store_stats st = {0};
     if (k.store) kagi_store_get_stats(k.store, &st);
     kagi_store_close(k.store);
     if (k.workers) kagi__workers_free(&k);
+    kagi__relay_free(&k);
     SSL_CTX_free(k.ctx);
     free(k.devs);
     free(k.link_ids);
+    free(k.out_ids);
+    free(k.in_ids);
     if (e) {
         kagi__log(KAGI__LOG_ERROR, "%s", why);
         if (logfd != 2) close(logfd);
