@@ -102,6 +102,10 @@ typedef struct kagi_sc_demand {
     unsigned split;               /* XOR shares over this many node-disjoint
                                      paths, 1..8; default 1 */
     double start_s, stop_s;       /* requests in [start, stop] */
+    /* The SAEs (applications) the demand stands for, for a testbed: 1 + an
+     * index in saes[] (at src and at dst respectively), 0 for none. The
+     * simulator ignores them. */
+    size_t master, slave;
     size_t line;
 } kagi_sc_demand;
 
@@ -154,6 +158,16 @@ typedef struct kagi_sc_satellite {
     size_t line;
 } kagi_sc_satellite;
 
+/* An application (secure application entity) attached to a node, for a
+ * testbed (kagi testbed starts a KME per node): its id is an ETSI GS QKD
+ * 014 SAE id. The simulator ignores SAEs. */
+#define KAGI_SC_SAE_ID_MAX 64
+typedef struct kagi_sc_sae {
+    char id[KAGI_SC_SAE_ID_MAX + 1]; /* 1..64 of A-Z a-z 0-9 . _ ~ -, unique */
+    size_t node;                     /* the node whose KME serves it */
+    size_t line;
+} kagi_sc_sae;
+
 typedef struct kagi_scenario {
     char name[128];
     char origin[256];       /* file it came from ("" if built in code) */
@@ -177,7 +191,9 @@ typedef struct kagi_scenario {
     size_t nstations;
     kagi_sc_satellite *satellites;
     size_t nsatellites;
-    size_t cap_[6];         /* allocated lengths (internal) */
+    kagi_sc_sae *saes;      /* testbed applications; the simulator ignores them */
+    size_t nsaes;
+    size_t cap_[7];         /* allocated lengths (internal) */
 } kagi_scenario;
 
 /* An empty scenario with the defaults (duration 1 day, seed 1). Freed with
@@ -210,6 +226,13 @@ int kagi_scenario_add_station(kagi_scenario *sc, const kagi_sc_station *g, size_
     KAGI_NODISCARD KAGI_NONNULL(1, 2);
 int kagi_scenario_add_satellite(kagi_scenario *sc, const kagi_sc_satellite *s, size_t *index)
     KAGI_NODISCARD KAGI_NONNULL(1, 2);
+/* An SAE on a node added before. */
+int kagi_scenario_add_sae(kagi_scenario *sc, const kagi_sc_sae *a, size_t *index)
+    KAGI_NODISCARD KAGI_NONNULL(1, 2);
+/* Index of the SAE with this id; -1 if none. */
+long kagi_scenario_sae(const kagi_scenario *sc, const char *id) KAGI_NONNULL(1, 2);
+/* 1 if s is a valid SAE (or KME) id: 1..64 of A-Z a-z 0-9 . _ ~ - */
+int kagi_sc_valid_id(const char *s) KAGI_NONNULL(1);
 /* Add the satellite link of every (satellite, ground station) pair that
  * has none yet: scheduled, named "SAT-STATION", no windows of its own (the
  * simulator fills them from the passes). */
@@ -224,7 +247,8 @@ void kagi_sc_pair_link(const kagi_scenario *sc, size_t sat, size_t gs, kagi_fso_
 long kagi_scenario_node(const kagi_scenario *sc, const char *name) KAGI_NONNULL(1, 2);
 long kagi_scenario_link(const kagi_scenario *sc, const char *name) KAGI_NONNULL(1, 2);
 
-/* Whole-scenario validation: unique names, indices in range, values in
+/* Whole-scenario validation: unique names (and SAE ids), indices in range
+ * (a demand's master and slave SAEs at its from and to nodes), values in
  * range (kagi_link_check for model links, kagi_fso_check for every
  * satellite-station pair, SGP4 set-up for every satellite), windows
  * sorted, satellite nodes joined only by their satellite links, a start

@@ -149,6 +149,18 @@ void kagi_sim_get_totals(const kagi_sim *s, kagi_sim_totals *out) KAGI_NONNULL(1
 /* 1 when node i is up. */
 int kagi_sim_node_up(const kagi_sim *s, size_t i) KAGI_NONNULL(1);
 
+/* The path the simulator would relay a key of size_bits over from node src
+ * to node dst, at the current time, if nothing else drew key: the route
+ * that can serve soonest (the latest of its hops' ready times, least;
+ * fewer hops on a tie), over links that are up and give key, relaying only
+ * through trusted nodes. At time 0 it follows from the links' rates. Its
+ * nodes, src first and dst last, into nodes[0..*n) (max at least the
+ * node count is always enough). KAGI_ERR_NOKEY when no path exists
+ * (*n = 0); KAGI_ERR_ARG for a node out of range, src == dst, or a path
+ * longer than max. Changes no pool or figure of the simulation. */
+int kagi_sim_route(kagi_sim *s, size_t src, size_t dst, uint64_t size_bits, size_t *nodes,
+                   size_t max, size_t *n) KAGI_NODISCARD KAGI_NONNULL(1, 5, 7);
+
 /* Time series, sampled every sample_s from 0 (and at the end). */
 enum {
     KAGI_SIM_POOL = 0, KAGI_SIM_GENERATED, KAGI_SIM_CONSUMED, /* per link, bits */

@@ -82,6 +82,7 @@ int kagi_cli_link_decoys(const kagi_cli_cmd *cmd, const struct kagi_link *l);
     {"clock", "HZ", "pulse rate (default 1e9)", 0, NULL}
 
 extern kagi_cli_cmd kagi_cmd_amplify, kagi_cmd_reconcile, kagi_cmd_distill,
-    kagi_cmd_pair, kagi_cmd_keyrate, kagi_cmd_link, kagi_cmd_orbit, kagi_cmd_pass, kagi_cmd_sim, kagi_cmd_kme;
+    kagi_cmd_pair, kagi_cmd_keyrate, kagi_cmd_link, kagi_cmd_orbit, kagi_cmd_pass, kagi_cmd_sim, kagi_cmd_kme,
+    kagi_cmd_testbed;
 
 #endif

@@ -7,7 +7,7 @@
 
 static kagi_cli_cmd *const kagi__cmds[] = {
     &kagi_cmd_keyrate, &kagi_cmd_link, &kagi_cmd_distill, &kagi_cmd_reconcile, &kagi_cmd_amplify,
-    &kagi_cmd_pair, &kagi_cmd_orbit, &kagi_cmd_pass, &kagi_cmd_sim, &kagi_cmd_kme, NULL,
+    &kagi_cmd_pair, &kagi_cmd_orbit, &kagi_cmd_pass, &kagi_cmd_sim, &kagi_cmd_kme, &kagi_cmd_testbed, NULL,
 };
 
 /* Commands whose options follow a required word ("kagi link simulate"). */

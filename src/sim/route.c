@@ -204,3 +204,31 @@ unsigned kagi__routes(kagi_sim *s, uint32_t src, uint32_t dst, uint64_t size, in
     if (when) *when = got == k ? latest : INFINITY;
     return got;
 }
+
+int kagi_sim_route(kagi_sim *s, size_t src, size_t dst, uint64_t size_bits, size_t *nodes,
+                   size_t max, size_t *n)
+{
+    *n = 0;
+    KAGI__FAIL_IF(src >= s->nn || dst >= s->nn, KAGI_ERR_ARG,
+                  "route: node %zu or %zu out of range (%zu nodes)", src, dst, s->nn);
+    KAGI__FAIL_IF(src == dst, KAGI_ERR_ARG, "route: from and to are the same node (%s)",
+                  s->sc->nodes[src].name);
+    /* tmp_path has room for 8 paths of up to nn links: one is enough */
+    uint32_t len = 0;
+    double when;
+    if (!kagi__routes(s, (uint32_t)src, (uint32_t)dst, size_bits, KAGI__WHEN, 1, s->tmp_path,
+                      &len, &when) || !len)
+        return kagi__err(KAGI_ERR_NOKEY, "route: no path from %s to %s carries key",
+                         s->sc->nodes[src].name, s->sc->nodes[dst].name);
+    KAGI__FAIL_IF(len + 1 > max, KAGI_ERR_ARG, "route: %s to %s has %u hops, more than %zu nodes",
+                  s->sc->nodes[src].name, s->sc->nodes[dst].name, len, max);
+    size_t at = src;
+    nodes[0] = src;
+    for (uint32_t j = 0; j < len; j++) {
+        const kagi__lk *l = &s->lk[s->tmp_path[j]];
+        at = l->a == at ? l->b : l->a;
+        nodes[j + 1] = at;
+    }
+    *n = (size_t)len + 1;
+    return KAGI_OK;
+}

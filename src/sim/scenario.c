@@ -34,6 +34,7 @@ void kagi_scenario_free(kagi_scenario *sc)
     free(sc->events);
     free(sc->stations);
     free(sc->satellites);
+    free(sc->saes);
     free(sc);
 }
 
@@ -153,6 +154,31 @@ int kagi_scenario_add_satellite(kagi_scenario *sc, const kagi_sc_satellite *s, s
 {
     return kagi__append((void **)&sc->satellites, &sc->nsatellites, &sc->cap_[5], s,
                         sizeof *s, NULL, index);
+}
+
+int kagi_scenario_add_sae(kagi_scenario *sc, const kagi_sc_sae *a, size_t *index)
+{
+    return kagi__append((void **)&sc->saes, &sc->nsaes, &sc->cap_[6], a, sizeof *a, NULL, index);
+}
+
+long kagi_scenario_sae(const kagi_scenario *sc, const char *id)
+{
+    for (size_t i = 0; i < sc->nsaes; i++)
+        if (!strcmp(sc->saes[i].id, id)) return (long)i;
+    return -1;
+}
+
+int kagi_sc_valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > KAGI_SC_SAE_ID_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '~' || c == '-'))
+            return 0;
+    }
+    return 1;
 }
 
 int kagi_scenario_link_satellites(kagi_scenario *sc)
@@ -397,6 +423,21 @@ static int kagi__check_links(const kagi_scenario *sc)
     return KAGI_OK;
 }
 
+/* SAEs: valid ids, unique, on existing nodes (a testbed's KMEs need
+ * nothing more of them). */
+static int kagi__check_saes(const kagi_scenario *sc)
+{
+    for (size_t i = 0; i < sc->nsaes; i++) {
+        const kagi_sc_sae *a = &sc->saes[i];
+        if (!kagi_sc_valid_id(a->id))
+            KAGI__BAD(a->line, "saes[%zu]: id '%s' is not 1 to %d of A-Z a-z 0-9 . _ ~ -", i,
+                      a->id, KAGI_SC_SAE_ID_MAX);
+        if (a->node >= sc->nnodes) KAGI__BAD(a->line, "saes[%zu] (%s): node index out of range", i, a->id);
+    }
+    return kagi__unique_names(sc, "saes", sc->nsaes, sc->saes, sizeof *sc->saes,
+                              offsetof(kagi_sc_sae, line));
+}
+
 static int kagi__check_demands(const kagi_scenario *sc)
 {
     for (size_t i = 0; i < sc->ndemands; i++) {
@@ -427,6 +468,18 @@ static int kagi__check_demands(const kagi_scenario *sc)
         if (d->max_queue > 100000000)
             KAGI__BAD(d->line, "demands[%zu] (%s): queue: %llu is above 1e8", i, d->name,
                       (unsigned long long)d->max_queue);
+        const size_t ends[2] = {d->master, d->slave}, at[2] = {d->src, d->dst};
+        for (int e = 0; e < 2; e++) {
+            if (!ends[e]) continue;
+            if (ends[e] > sc->nsaes)
+                KAGI__BAD(d->line, "demands[%zu] (%s): %s: SAE index out of range", i, d->name,
+                          e ? "slave" : "master");
+            const kagi_sc_sae *a = &sc->saes[ends[e] - 1];
+            if (a->node != at[e])
+                KAGI__BAD(d->line, "demands[%zu] (%s): %s: SAE %s is at node %s, not at %s (the "
+                          "demand's %s)", i, d->name, e ? "slave" : "master", a->id,
+                          sc->nodes[a->node].name, sc->nodes[at[e]].name, e ? "to" : "from");
+        }
         for (size_t k = 0; k < d->nschedule; k++) {
             const kagi_sc_request *r = &d->schedule[k];
             if (!(r->at_s >= 0 && isfinite(r->at_s)) || r->bits < 1 || r->bits > ((uint64_t)1 << 40)
@@ -598,6 +651,7 @@ int kagi__scenario_validate(const kagi_scenario *sc, int need_sorted)
     KAGI__TRY(kagi__unique_names(sc, "links", sc->nlinks, sc->links, sizeof *sc->links,
                                  offsetof(kagi_sc_link, line)));
     KAGI__TRY(kagi__check_space(sc));
+    KAGI__TRY(kagi__check_saes(sc));
     KAGI__TRY(kagi__check_demands(sc));
     for (size_t i = 0; i < sc->nevents; i++) {
         const kagi_sc_event *e = &sc->events[i];

@@ -676,11 +676,72 @@ static int kagi__links(kagi__y *y, kagi__yn *seq, const kagi_sc_link *defaults)
     return KAGI_OK;
 }
 
+/* ---- SAEs (testbed applications) ---------------------------------------------------- */
+
+static const char *const kagi__sae_keys[] = {"id", "node"};
+
+static int kagi__sae_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, void *ctx)
+{
+    kagi_sc_sae *a = ctx;
+    if (k == 1) return kagi__node_ref(y, v, path, &a->node);
+    KAGI__TRY(kagi__str(y, v, path, a->id, sizeof a->id));
+    if (!kagi_sc_valid_id(a->id))
+        return kagi__yerr(y, v, path, "'%s' is not an SAE id (1 to %d of A-Z a-z 0-9 . _ ~ -)",
+                          a->id, KAGI_SC_SAE_ID_MAX);
+    return KAGI_OK;
+}
+
+static int kagi__saes(kagi__y *y, kagi__yn *seq)
+{
+    size_t n = 0;
+    KAGI__TRY(kagi__seq(y, seq, "saes", &n));
+    for (size_t i = 0; i < n; i++) {
+        kagi__yn *it = kagi__item(y, seq, i);
+        char path[64];
+        snprintf(path, sizeof path, "saes[%zu]", i);
+        kagi_sc_sae a;
+        memset(&a, 0, sizeof a);
+        a.line = it ? it->start_mark.line + 1 : 0;
+        KAGI__TRY(kagi__map(y, it, path, kagi__sae_keys, 2, NULL, kagi__sae_pair, &a));
+        if (!kagi__get(y, it, "id") || !kagi__get(y, it, "node"))
+            return kagi__yerr(y, it, path, "missing key '%s'", kagi__get(y, it, "id") ? "node" : "id");
+        long j = kagi_scenario_sae(y->sc, a.id);
+        if (j >= 0)
+            return kagi__yerr(y, kagi__get(y, it, "id"), path, "id: '%s' is already used by "
+                              "saes[%ld]", a.id, j);
+        KAGI__TRY(kagi_scenario_add_sae(y->sc, &a, NULL));
+    }
+    return KAGI_OK;
+}
+
+/* An SAE named by its id: 1 + its index. */
+static int kagi__sae_ref(kagi__y *y, kagi__yn *v, const char *path, size_t *out)
+{
+    char id[KAGI_SC_SAE_ID_MAX + 1];
+    KAGI__TRY(kagi__str(y, v, path, id, sizeof id));
+    long i = kagi_scenario_sae(y->sc, id);
+    if (i < 0) {
+        const char **names = malloc((y->sc->nsaes + 1) * sizeof *names);
+        char sug[96] = "";
+        if (names) {
+            for (size_t k = 0; k < y->sc->nsaes; k++) names[k] = y->sc->saes[k].id;
+            kagi__suggest(id, names, y->sc->nsaes, sug, sizeof sug);
+            free(names);
+        }
+        return kagi__yerr(y, v, path, "unknown SAE '%s'%s%s", id, sug,
+                          y->sc->nsaes ? "" : " (list it under saes:)");
+    }
+    *out = (size_t)i + 1;
+    return KAGI_OK;
+}
+
 /* ---- Demands ------------------------------------------------------------------------ */
 
 static const char *const kagi__dem_keys[] = {"name", "from", "to", "rate", "key_size",
                                              "arrivals", "schedule", "policy", "timeout",
-                                             "queue", "split", "start", "stop"};
+                                             "queue", "split", "start", "stop", "master",
+                                             "slave"};
+#define KAGI__NDEM 15
 static const char *const kagi__req_keys[] = {"at", "bits", "count", "every"};
 
 static int kagi__req_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, void *ctx)
@@ -756,7 +817,8 @@ static int kagi__dem_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, v
         d->split = (unsigned)u;
         return KAGI_OK;
     case 11: return kagi__dur(y, v, path, 0, &d->start_s);
-    default: return kagi__dur(y, v, path, 0, &d->stop_s);
+    case 12: return kagi__dur(y, v, path, 0, &d->stop_s);
+    default: return kagi__sae_ref(y, v, path, k == 13 ? &d->master : &d->slave);
     }
 }
 
@@ -771,7 +833,7 @@ static int kagi__demands(kagi__y *y, kagi__yn *seq)
         kagi_sc_demand d;
         kagi_sc_demand_defaults(&d);
         d.line = it ? it->start_mark.line + 1 : 0;
-        int rc = kagi__map(y, it, path, kagi__dem_keys, 13, NULL, kagi__dem_pair, &d);
+        int rc = kagi__map(y, it, path, kagi__dem_keys, KAGI__NDEM, NULL, kagi__dem_pair, &d);
         if (rc == KAGI_OK && (!kagi__get(y, it, "from") || !kagi__get(y, it, "to")))
             rc = kagi__yerr(y, it, path, "missing key '%s'", kagi__get(y, it, "from") ? "to" : "from");
         if (rc == KAGI_OK && !kagi__get(y, it, "rate") == !kagi__get(y, it, "schedule"))
@@ -785,6 +847,15 @@ static int kagi__demands(kagi__y *y, kagi__yn *seq)
             rc = kagi__yerr(y, kagi__get(y, it, "to"), path, "to: same node as from");
         if (rc == KAGI_OK && !(d.stop_s > d.start_s))
             rc = kagi__yerr(y, kagi__get(y, it, "stop"), path, "stop: must come after start");
+        for (int e = 0; rc == KAGI_OK && e < 2; e++) {
+            size_t a = e ? d.slave : d.master, at = e ? d.dst : d.src;
+            if (a && y->sc->saes[a - 1].node != at)
+                rc = kagi__yerr(y, kagi__get(y, it, e ? "slave" : "master"), path,
+                                "%s: SAE %s is at node %s, not at %s (the demand's %s)",
+                                e ? "slave" : "master", y->sc->saes[a - 1].id,
+                                y->sc->nodes[y->sc->saes[a - 1].node].name,
+                                y->sc->nodes[at].name, e ? "to" : "from");
+        }
         if (rc == KAGI_OK && !d.name[0] &&
             !kagi__join(d.name, y->sc->nodes[d.src].name, '>', y->sc->nodes[d.dst].name))
             rc = kagi__yerr(y, it, path, "the default name FROM>TO would be longer than 63 "
@@ -1335,8 +1406,8 @@ static int kagi__place_satellites(kagi__y *y, kagi__yn *seq)
 static const char *const kagi__top_keys[] = {"name", "duration", "seed", "sample", "mac_bits",
                                              "route_reserve", "link_defaults", "nodes", "links",
                                              "demands", "events", "start", "ground_stations",
-                                             "satellites"};
-#define KAGI__NTOP 14
+                                             "satellites", "saes"};
+#define KAGI__NTOP 15
 
 typedef struct kagi__tctx {
     kagi__yn *part[KAGI__NTOP];
@@ -1403,6 +1474,7 @@ static int kagi__load_doc(kagi__y *y)
     if (c.part[13]) KAGI__TRY(kagi__place_satellites(y, c.part[13]));
     if (c.part[8]) KAGI__TRY(kagi__links(y, c.part[8], &def));
     KAGI__TRY(kagi_scenario_link_satellites(y->sc));
+    if (c.part[14]) KAGI__TRY(kagi__saes(y, c.part[14]));
     if (c.part[9]) KAGI__TRY(kagi__demands(y, c.part[9]));
     if (c.part[10]) KAGI__TRY(kagi__events(y, c.part[10]));
     /* What only the whole can tell (names, cross-field values, the link
