@@ -7,7 +7,12 @@
  * temporary folder, fills a directory device with enough key for the run,
  * starts `kagi kme` (durable store: WAL, synchronous=FULL, group commit),
  * waits for the pool, loads it, and stops it with SIGTERM. With --port it
- * loads a KME already running (certificates from --pki). */
+ * loads a server already running (certificates from --pki) and, with
+ * --pid, measures that process's CPU: bench/probe_mhd uses it to load
+ * libmicrohttpd and kagi with the same client. --slave SAE_A --expect 400
+ * makes a KME refuse every request in its ETSI layer (the master named as
+ * its own slave) before any store work: the cost of HTTP, TLS and
+ * parsing alone. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -112,6 +117,8 @@ static SSL_CTX *ctx;
 static int port;
 static double t_start, t_measure, t_end;
 static char req[512];
+static char expect_line[32] = "HTTP/1.1 200"; /* the status every response must have */
+static int expect_key = 1;                     /* and a key in it */
 static size_t req_len;
 static volatile int stop_all;
 
@@ -194,7 +201,8 @@ static int step(worker *w, conn *c)
                 continue;
             }
             double t1 = now_s();
-            int okr = !strncmp(c->buf, "HTTP/1.1 200", 12) && strstr(eoh, "\"key\":\"");
+            int okr = !strncmp(c->buf, expect_line, strlen(expect_line)) &&
+                      (!expect_key || strstr(eoh, "\"key\":\""));
             if (okr) record(w, c->t0, t1);
             else if (w->bad++ == 0) fprintf(stderr, "bench_kme: unexpected response: %.120s\n", c->buf);
             kagi_wipe(c->buf, c->got);
@@ -280,7 +288,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: bench_kme [--connections N] [--threads M] [--seconds S] [--workers W]\n"
-               "                 [--commit-interval-us U] [--kagi PATH] [--port P --pki DIR]\n"
+               "                 [--commit-interval-us U] [--kagi PATH]\n"
+               "                 [--port P --pki DIR [--pid SERVER_PID] [--slave ID] [--expect STATUS]]\n"
                "KAGI_BENCH_KEEP=1 keeps the temporary folder (the KME's log) for a look.\n");
         return 0;
     }
@@ -292,6 +301,11 @@ int main(int argc, char **argv)
     const char *kagi = arg(argc, argv, "--kagi", "build/kagi");
     const char *pki = arg(argc, argv, "--pki", NULL);
     port = atoi(arg(argc, argv, "--port", "0"));
+    const char *slave = arg(argc, argv, "--slave", "SAE_B");
+    int expect = atoi(arg(argc, argv, "--expect", "200"));
+    pid_t server = (pid_t)atoi(arg(argc, argv, "--pid", "0"));
+    snprintf(expect_line, sizeof expect_line, "HTTP/1.1 %d", expect);
+    expect_key = expect == 200;
     if (nconn < 1 || nthr < 1 || nthr > nconn || secs <= 0) {
         fprintf(stderr, "bench_kme: bad arguments (see --help)\n");
         return 2;
@@ -385,9 +399,9 @@ int main(int argc, char **argv)
     }
     const char *body = "{\"number\":1,\"size\":256}";
     req_len = (size_t)snprintf(req, sizeof req,
-                               "POST /api/v1/keys/SAE_B/enc_keys HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "POST /api/v1/keys/%.64s/enc_keys HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                               strlen(body), body);
+                               slave, strlen(body), body);
     worker *w = calloc((size_t)nthr, sizeof *w);
     conn *cs = calloc((size_t)nconn, sizeof *cs);
     for (int i = 0; i < nconn; i++)
@@ -411,11 +425,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < nthr; i++) pthread_create(&th[i], NULL, run_worker, &w[i]);
     double cpu_k0 = 0, cpu_k1 = 0, cpu_c0 = 0, cpu_c1 = 0, cpu_m0, cpu_m1;
     while (now_s() < t_measure) sleep_ms(5);
-    if (kme) cpu_k0 = cpu_of(kme);
+    pid_t measured = kme ? kme : server;
+    if (measured) cpu_k0 = cpu_of(measured);
     cpu_c0 = cpu_of(getpid());
     cpu_m0 = cpu_machine();
     while (now_s() < t_end) sleep_ms(5);
-    if (kme) cpu_k1 = cpu_of(kme);
+    if (measured) cpu_k1 = cpu_of(measured);
     cpu_c1 = cpu_of(getpid());
     cpu_m1 = cpu_machine();
     for (int i = 0; i < nthr; i++) pthread_join(th[i], NULL);
@@ -442,7 +457,7 @@ int main(int argc, char **argv)
     if (n) {
         double others = (cpu_m1 - cpu_m0) - (cpu_k1 - cpu_k0) - (cpu_c1 - cpu_c0);
         printf("  CPU per request: KME %.1f us, load tool %.1f us; other processes used %.0f%% of a core meanwhile\n",
-               kme ? (cpu_k1 - cpu_k0) / (double)n * 1e6 : 0.0, (cpu_c1 - cpu_c0) / (double)n * 1e6,
+               measured ? (cpu_k1 - cpu_k0) / (double)n * 1e6 : 0.0, (cpu_c1 - cpu_c0) / (double)n * 1e6,
                others > 0 ? others / secs * 100 : 0.0);
     }
     for (int i = 0; i < nconn; i++) {
