@@ -1,0 +1,196 @@
+/* kagi/ldpc.h: one-way reconciliation with rate-adaptive quasi-cyclic LDPC
+ * codes (syndrome coding, puncturing and shortening, blind fallback).
+ *
+ * Alice sends the syndrome s = H x of her frame x; Bob, holding y = x + e,
+ * decodes the error pattern e from H e = s + H y with a layered normalised
+ * min-sum decoder (int8 messages, int16 posteriors; AVX2 or scalar, chosen
+ * at run time, bit for bit the same). A frame of n bits holds n_key key bits, p punctured
+ * bits (Alice's private random bits, unknown to Bob) and s shortened bits
+ * (zero, known to both): n_key + p + s = n. When decoding fails Alice
+ * reveals more bits (punctured first), each counted in the leak.
+ * docs/ldpc.md gives the construction, the formulas and measured figures. */
+#ifndef KAGI_LDPC_H
+#define KAGI_LDPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kagi/bits.h"
+
+/* Base matrices have 128 columns; the lifting factor z (a multiple of 64)
+ * sets the frame length n = 128 z: z = 256 gives 32,768 bits, z = 8192
+ * gives 1,048,576. */
+#define KAGI_LDPC_NB 128u
+
+typedef struct kagi_ldpc_code kagi_ldpc_code;
+
+/* Build the code of mother rate rate_pct/100 (50, 60, 70, 80 or 90) with
+ * lifting factor z (64..65536, a multiple of 64) from seed. The same
+ * arguments give the same code on every machine (docs/ldpc.md; its
+ * checksum is in the info). *out is freed with kagi_ldpc_code_free. */
+int kagi_ldpc_code_new(kagi_ldpc_code **out, unsigned rate_pct, uint32_t z, uint64_t seed)
+    KAGI_NODISCARD KAGI_NONNULL(1);
+void kagi_ldpc_code_free(kagi_ldpc_code *c);
+
+typedef struct kagi_ldpc_code_info {
+    size_t n, m;          /* frame bits, parity checks (syndrome bits) */
+    uint32_t z, nb, mb;   /* lifting factor, base columns, base rows */
+    size_t circulants;    /* nonzero entries of the base matrix */
+    size_t ones;          /* ones in H (circulants * z) */
+    unsigned rate_pct;
+    uint64_t seed;
+    uint64_t checksum;    /* FNV-1a of (nb, mb, z, every circulant) */
+    size_t cycles4;       /* circulants whose shift had to close 4-cycles */
+    size_t cycles6;       /* ... or 6-cycles (no choice avoided them) */
+} kagi_ldpc_code_info;
+void kagi_ldpc_code_get_info(const kagi_ldpc_code *c, kagi_ldpc_code_info *out) KAGI_NONNULL(1, 2);
+
+/* Circulant e (0 <= e < circulants, row-major): block row, block column
+ * and shift. Check row*z + r holds bit col*z + (r + shift) % z. */
+int kagi_ldpc_code_circulant(const kagi_ldpc_code *c, size_t e, uint32_t *row, uint32_t *col,
+                             uint32_t *shift) KAGI_NODISCARD KAGI_NONNULL(1, 3, 4, 5);
+
+/* s = H x: x holds n bits, s receives m bits (n and m are multiples of 64). */
+void kagi_ldpc_syndrome(const kagi_ldpc_code *c, const uint64_t *x, uint64_t *s) KAGI_NONNULL(1, 2, 3);
+
+/* ---- decoder ---- */
+enum { KAGI_LDPC_IMPL_AUTO = 0, KAGI_LDPC_IMPL_SCALAR = 1, KAGI_LDPC_IMPL_AVX2 = 2 };
+
+typedef struct kagi_ldpc_decoder kagi_ldpc_decoder;
+/* A decoder for code c (c must outlive it). impl AUTO picks AVX2 when the
+ * CPU has it; asking for AVX2 on a CPU without it fails with KAGI_ERR_ARG.
+ * alpha16 is the min-sum normalisation in sixteenths (0: per-rate default). */
+int kagi_ldpc_decoder_new(kagi_ldpc_decoder **out, const kagi_ldpc_code *c, int impl,
+                          unsigned alpha16) KAGI_NODISCARD KAGI_NONNULL(1, 2);
+void kagi_ldpc_decoder_free(kagi_ldpc_decoder *d);
+int kagi_ldpc_decoder_impl(const kagi_ldpc_decoder *d) KAGI_NONNULL(1);
+/* Start on a new error pattern: llr holds n channel values for e (log
+ * P(e=0)/P(e=1), quantised; 0 unknown, 127 known zero and kept so), syn
+ * the m syndrome bits H e must reach. Clears the messages. */
+void kagi_ldpc_decoder_start(kagi_ldpc_decoder *d, const int8_t *llr, const uint64_t *syn)
+    KAGI_NONNULL(1, 2, 3);
+/* Declare bit v known to be 0 from now on (a revealed bit); when
+ * flip_syndrome, the target syndrome bits of v's checks flip too (Bob
+ * learnt his bit was wrong). The messages are kept (warm restart).
+ * KAGI_ERR_ARG when v >= n. */
+int kagi_ldpc_decoder_fix(kagi_ldpc_decoder *d, size_t v, int flip_syndrome) KAGI_NODISCARD
+    KAGI_NONNULL(1);
+/* Up to max_iter more iterations, stopping when the hard decision meets
+ * the syndrome: then KAGI_OK and the n bits of e in out. Otherwise
+ * KAGI_ERR_RECONCILE (out holds the last hard decision). *iters grows by
+ * the iterations run. */
+int kagi_ldpc_decoder_run(kagi_ldpc_decoder *d, unsigned max_iter, uint64_t *out, unsigned *iters)
+    KAGI_NODISCARD KAGI_NONNULL(1, 3, 4);
+
+/* ---- rate adaption ---- */
+typedef struct kagi_ldpc_plan kagi_ldpc_plan;
+/* Puncture or shorten code c so that the syndrome leak per key bit is
+ * f_target * h(qber): p punctured if the code's rate is too low, s
+ * shortened if too high (never both). Punctured positions are chosen from
+ * seed so each has a check of its own (no other punctured bit): the
+ * punctured columns of H then have rank p and the syndrome discloses at
+ * most m - p bits about the key, which is what is counted. p is capped
+ * where no such position is left (about m/2); the info shows what was
+ * reached. c must outlive the plan. */
+int kagi_ldpc_plan_new(kagi_ldpc_plan **out, const kagi_ldpc_code *c, double qber, double f_target,
+                       uint64_t seed) KAGI_NODISCARD KAGI_NONNULL(1, 2);
+void kagi_ldpc_plan_free(kagi_ldpc_plan *p);
+
+typedef struct kagi_ldpc_plan_info {
+    size_t n, m, n_key, punctured, shortened;
+    size_t leak_syndrome;  /* m - punctured: what the syndrome discloses */
+    double qber, f_target;
+    double f_plan;         /* leak_syndrome / (n_key h(qber)) */
+    int8_t llr;            /* channel LLR of a key bit (quantised) */
+} kagi_ldpc_plan_info;
+void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *out) KAGI_NONNULL(1, 2);
+
+/* Mother rate (50..90) to adapt for qber at efficiency f: the highest
+ * rate below the target that needs at most 0.4 m punctured bits (so the
+ * fallback has bits to reveal), else the one needing the fewest bits
+ * punctured or shortened. */
+unsigned kagi_ldpc_rate_for(double qber, double f);
+
+/* ---- one frame, each side ---- */
+typedef struct kagi_ldpc_alice kagi_ldpc_alice;
+typedef struct kagi_ldpc_bob kagi_ldpc_bob;
+
+int kagi_ldpc_alice_new(kagi_ldpc_alice **out, const kagi_ldpc_plan *p) KAGI_NODISCARD KAGI_NONNULL(1, 2);
+/* Wipes Alice's frame (key and punctured bits). */
+void kagi_ldpc_alice_free(kagi_ldpc_alice *a);
+/* Fill a frame with key bits [off, off + nbits) of key (nbits <= n_key;
+ * missing key positions are zero and count as shortened), fresh CSPRNG
+ * bits at the punctured positions, and write its m-bit syndrome. */
+int kagi_ldpc_alice_frame(kagi_ldpc_alice *a, const uint64_t *key, size_t off, size_t nbits,
+                          uint64_t *syn) KAGI_NODISCARD KAGI_NONNULL(1, 2, 5);
+/* Values of the next count bits of the reveal order (punctured bits, then
+ * key bits, as Bob asks): vals gets count bits. Returns how many were
+ * revealed (fewer when the frame has nothing left to reveal). */
+size_t kagi_ldpc_alice_reveal(kagi_ldpc_alice *a, size_t count, uint64_t *vals) KAGI_NONNULL(1, 3);
+
+/* Bob's side of a frame. impl and alpha16 as for the decoder. */
+int kagi_ldpc_bob_new(kagi_ldpc_bob **out, const kagi_ldpc_plan *p, int impl, unsigned alpha16)
+    KAGI_NODISCARD KAGI_NONNULL(1, 2);
+void kagi_ldpc_bob_free(kagi_ldpc_bob *b);
+/* Start on key bits [off, off + nbits) of Bob's key and Alice's syndrome. */
+int kagi_ldpc_bob_frame(kagi_ldpc_bob *b, const uint64_t *key, size_t off, size_t nbits,
+                        const uint64_t *syn) KAGI_NODISCARD KAGI_NONNULL(1, 2, 5);
+/* Decode with up to max_iter more iterations: KAGI_OK when the syndrome
+ * is met, KAGI_ERR_RECONCILE if not (ask for a reveal and call again). */
+int kagi_ldpc_bob_decode(kagi_ldpc_bob *b, unsigned max_iter) KAGI_NODISCARD KAGI_NONNULL(1);
+/* Take the values of the next count bits of the reveal order. */
+void kagi_ldpc_bob_reveal(kagi_ldpc_bob *b, size_t count, const uint64_t *vals) KAGI_NONNULL(1, 3);
+/* After a successful decode: write the corrected key bits back to key. */
+void kagi_ldpc_bob_result(kagi_ldpc_bob *b, uint64_t *key, size_t off) KAGI_NONNULL(1, 2);
+
+typedef struct kagi_ldpc_frame_stats {
+    size_t key_bits;      /* key bits in the frame */
+    size_t leak_bits;     /* syndrome leak (m - p) + revealed bits */
+    size_t revealed_bits;
+    unsigned iterations;
+    unsigned rounds;      /* fallback rounds (reveals) so far */
+} kagi_ldpc_frame_stats;
+void kagi_ldpc_bob_stats(const kagi_ldpc_bob *b, kagi_ldpc_frame_stats *out) KAGI_NONNULL(1, 2);
+
+/* ---- a whole key, both parties in this process ---- */
+typedef struct kagi_ldpc_params {
+    double qber;            /* estimated QBER, (0, 0.11] (required) */
+    double f_start;         /* first attempt's efficiency (0: 1.2) */
+    double f_step;          /* each reveal adds f_step n_key h(qber) bits (0: 0.02) */
+    unsigned max_rounds;    /* reveals before a frame fails (0: 20) */
+    unsigned iter_first;    /* iterations of the first attempt (0: 60) */
+    unsigned iter_round;    /* iterations after each reveal (0: 40) */
+    unsigned threads;       /* frames decoded in parallel (0: 2) */
+    int impl;               /* KAGI_LDPC_IMPL_* */
+    unsigned alpha16;       /* 0: per-rate default */
+    uint64_t seed;          /* public seed of the punctured positions */
+} kagi_ldpc_params;
+
+typedef struct kagi_ldpc_stats {
+    size_t frames, failed_frames;
+    size_t key_bits;        /* bits reconciled (the key's length) */
+    size_t leak_bits;       /* syndrome leak + revealed bits, all frames */
+    size_t syndrome_bits;   /* m per frame, sent */
+    size_t revealed_bits;
+    size_t messages;        /* Alice's: 1 syndrome + 1 per reveal, all frames */
+    size_t iterations;      /* decoder iterations, all frames */
+    size_t punctured, shortened; /* per frame, from the plan */
+    double efficiency;      /* leak / (key_bits h(qber)) */
+} kagi_ldpc_stats;
+
+/* Reconcile bob to alice frame by frame with code c (its rate from
+ * kagi_ldpc_rate_for, say), planned for p->qber and p->f_start. A frame
+ * that still fails after max_rounds reveals is left as Bob had it; the
+ * call then returns KAGI_ERR_RECONCILE with the stats filled
+ * (failed_frames says how many). */
+int kagi_ldpc_reconcile(const kagi_ldpc_code *c, const kagi_bits *alice, kagi_bits *bob,
+                        const kagi_ldpc_params *p, kagi_ldpc_stats *st) KAGI_NODISCARD
+    KAGI_NONNULL(1, 2, 3, 4);
+/* The same with a plan made beforehand (a plan serves any number of keys
+ * at its QBER; making one for 10^6-bit frames takes tens of ms). p's
+ * qber, f_start and seed are not used. */
+int kagi_ldpc_reconcile_plan(const kagi_ldpc_plan *plan, const kagi_bits *alice, kagi_bits *bob,
+                             const kagi_ldpc_params *p, kagi_ldpc_stats *st) KAGI_NODISCARD
+    KAGI_NONNULL(1, 2, 3, 4);
+
+#endif

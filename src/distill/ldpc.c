@@ -1,0 +1,884 @@
+/* Rate-adaptive quasi-cyclic LDPC reconciliation: code construction,
+ * syndromes, rate adaption (puncturing, shortening), both parties of a
+ * frame and a multi-threaded driver. The decoder kernels are in
+ * ldpc_dec.c. docs/ldpc.md describes the construction step by step (so a
+ * code can be rebuilt from its seed without this file) and the leak
+ * accounting. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kagi/ldpc.h"
+#include "ldpc_int.h"
+
+/* ------------------------------------------------------------ the codes */
+
+/* Node-perspective degree profile of each mother rate (of 128 columns):
+ * nh columns of degree dh, then n4 of degree d4, n2 of degree 2 (the last
+ * ones), the rest of degree 3; alpha16 the min-sum normalisation. Chosen
+ * by simulation with this decoder (docs/ldpc.md has the search). */
+typedef struct {
+    unsigned rate, mb, nh, dh, n4, d4, n2, alpha16;
+} kagi__ldpc_profile;
+
+static const kagi__ldpc_profile kagi__profiles[] = {
+    {50, 64, 30, 8, 0, 0, 40, 12},  {60, 51, 30, 9, 0, 0, 35, 12},
+    {70, 38, 30, 10, 0, 0, 30, 12}, {80, 26, 30, 10, 0, 0, 25, 12},
+    {90, 13, 20, 13, 20, 6, 12, 12},
+};
+
+static const kagi__ldpc_profile *kagi__profile(unsigned rate)
+{
+    for (size_t i = 0; i < sizeof kagi__profiles / sizeof kagi__profiles[0]; i++)
+        if (kagi__profiles[i].rate == rate) return &kagi__profiles[i];
+    return NULL;
+}
+
+unsigned kagi__ldpc_default_alpha(unsigned rate)
+{
+    const kagi__ldpc_profile *p = kagi__profile(rate);
+    return p ? p->alpha16 : 12;
+}
+
+void kagi_ldpc_code_free(kagi_ldpc_code *c)
+{
+    if (!c) return;
+    free(c->row_ptr);
+    free(c->col);
+    free(c->shift);
+    free(c->erow);
+    free(c->col_ptr);
+    free(c->col_edge);
+    free(c);
+}
+
+/* Shift-selection state: the base matrix being lifted, with per-row and
+ * per-column lists of circulants whose shift is already fixed. */
+typedef struct {
+    uint32_t mb, nb, z;
+    int32_t *S;                /* mb x nb: shift, -1 none, -2 present but not yet fixed */
+    uint32_t *rl, *rn;         /* row lists: columns with fixed shifts */
+    uint32_t *cl, *cn;         /* column lists: rows with fixed shifts */
+    uint8_t *forb;             /* z: bit 1 closes a 4-cycle, bit 2 a 6-cycle */
+} kagi__lift;
+
+static inline uint32_t kagi__modz(int64_t v, uint32_t z)
+{
+    int64_t r = v % (int64_t)z;
+    return (uint32_t)(r < 0 ? r + z : r);
+}
+
+static void kagi__lift_fix(kagi__lift *L, uint32_t i, uint32_t j, uint32_t s)
+{
+    L->S[(size_t)i * L->nb + j] = (int32_t)s;
+    L->rl[(size_t)i * L->nb + L->rn[i]++] = j;
+    L->cl[(size_t)j * L->mb + L->cn[j]++] = i;
+}
+
+/* Mark every shift of (i, j) that would close a 4- or 6-cycle with the
+ * circulants fixed so far. A cycle i -j-> i1 -j1-> ... -> i closes in the
+ * lifted graph when the alternating sum of its shifts is 0 mod z. */
+static void kagi__lift_forbid(kagi__lift *L, uint32_t i, uint32_t j)
+{
+    const uint32_t nb = L->nb, mb = L->mb, z = L->z;
+    const int32_t *S = L->S;
+    memset(L->forb, 0, z);
+    for (uint32_t a = 0; a < L->cn[j]; a++) {
+        uint32_t i1 = L->cl[(size_t)j * mb + a];
+        int64_t base = S[(size_t)i1 * nb + j];
+        for (uint32_t b = 0; b < L->rn[i1]; b++) {
+            uint32_t j1 = L->rl[(size_t)i1 * nb + b];
+            if (j1 == j) continue;
+            int64_t v1 = base - S[(size_t)i1 * nb + j1];
+            int32_t sij1 = S[(size_t)i * nb + j1];
+            if (sij1 >= 0) L->forb[kagi__modz(v1 + sij1, z)] |= 1; /* 4-cycle */
+            for (uint32_t c = 0; c < L->cn[j1]; c++) {
+                uint32_t i2 = L->cl[(size_t)j1 * mb + c];
+                if (i2 == i || i2 == i1) continue;
+                int64_t v2 = v1 + S[(size_t)i2 * nb + j1];
+                for (uint32_t d = 0; d < L->rn[i2]; d++) {
+                    uint32_t j2 = L->rl[(size_t)i2 * nb + d];
+                    if (j2 == j || j2 == j1) continue;
+                    int32_t sij2 = S[(size_t)i * nb + j2];
+                    if (sij2 < 0) continue;
+                    L->forb[kagi__modz(v2 - S[(size_t)i2 * nb + j2] + sij2, z)] |= 2;
+                }
+            }
+        }
+    }
+}
+
+/* Pick the k-th (k uniform) shift among those with (forb & mask) == 0;
+ * returns z when there is none. */
+static uint32_t kagi__lift_pick(const kagi__lift *L, kagi_rng *r, uint8_t mask)
+{
+    size_t cnt = 0;
+    for (uint32_t s = 0; s < L->z; s++) cnt += !(L->forb[s] & mask);
+    if (!cnt) return L->z;
+    uint64_t k = kagi_rng_below(r, cnt);
+    for (uint32_t s = 0; s < L->z; s++)
+        if (!(L->forb[s] & mask) && k-- == 0) return s;
+    return L->z;
+}
+
+static uint64_t kagi__fnv(uint64_t h, uint32_t v)
+{
+    for (int b = 0; b < 4; b++) {
+        h ^= (v >> (8 * b)) & 0xff;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+int kagi_ldpc_code_new(kagi_ldpc_code **out, unsigned rate_pct, uint32_t z, uint64_t seed)
+{
+    *out = NULL;
+    const kagi__ldpc_profile *pf = kagi__profile(rate_pct);
+    KAGI__FAIL_IF(!pf, KAGI_ERR_ARG, "ldpc: rate %u%% is not one of 50, 60, 70, 80, 90", rate_pct);
+    KAGI__FAIL_IF(z < 64 || z > 65536 || z % 64, KAGI_ERR_ARG,
+                  "ldpc: lifting factor %u is not a multiple of 64 in [64, 65536]", z);
+    const uint32_t nb = KAGI_LDPC_NB, mb = pf->mb;
+    kagi__lift L = {.mb = mb, .nb = nb, .z = z};
+    L.S = malloc((size_t)mb * nb * sizeof *L.S);
+    L.rl = malloc((size_t)mb * nb * sizeof *L.rl);
+    L.cl = malloc((size_t)mb * nb * sizeof *L.cl);
+    L.rn = calloc(mb, sizeof *L.rn);
+    L.cn = calloc(nb, sizeof *L.cn);
+    L.forb = malloc(z);
+    uint32_t *deg = calloc(mb, sizeof *deg), *key = malloc(mb * sizeof *key);
+    kagi_ldpc_code *c = calloc(1, sizeof *c);
+    int rc = KAGI_OK;
+    if (!L.S || !L.rl || !L.cl || !L.rn || !L.cn || !L.forb || !deg || !key || !c) {
+        rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: code of %u x %u blocks", mb, nb);
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)mb * nb; i++) L.S[i] = -1;
+    kagi_rng r;
+    kagi_rng_seed(&r, seed ^ ((uint64_t)rate_pct << 32) ^ 0x6c6470636b616769ull);
+
+    /* 1. The base matrix, column by column: degree dh for the first nh,
+     * d4 for the next n4, 2 for the last n2, 3 between; each column takes
+     * the rows of least degree so far, ties broken by a fresh random
+     * 32-bit key per row. */
+    for (uint32_t j = 0; j < nb; j++) {
+        uint32_t d = j < pf->nh ? pf->dh : j < pf->nh + pf->n4 ? pf->d4 : j >= nb - pf->n2 ? 2 : 3;
+        for (uint32_t i = 0; i < mb; i++) key[i] = (uint32_t)kagi_rng_next(&r);
+        for (uint32_t t = 0; t < d; t++) {
+            uint32_t best = mb;
+            for (uint32_t i = 0; i < mb; i++) {
+                if (L.S[(size_t)i * nb + j] != -1) continue;
+                if (best == mb || deg[i] < deg[best] || (deg[i] == deg[best] && key[i] < key[best]))
+                    best = i;
+            }
+            L.S[(size_t)best * nb + j] = -2;
+            deg[best]++;
+        }
+    }
+    /* 2. Shifts, column by column and top to bottom: a uniform choice among
+     * the shifts closing no 4- or 6-cycle with the circulants placed so
+     * far, else among those closing no 4-cycle, else any. */
+    for (uint32_t j = 0; j < nb; j++) {
+        for (uint32_t i = 0; i < mb; i++) {
+            if (L.S[(size_t)i * nb + j] != -2) continue;
+            kagi__lift_forbid(&L, i, j);
+            uint32_t s = kagi__lift_pick(&L, &r, 3);
+            if (s == z) {
+                c->cycles6++;
+                s = kagi__lift_pick(&L, &r, 1);
+            }
+            if (s == z) {
+                c->cycles4++;
+                s = (uint32_t)kagi_rng_below(&r, z);
+            }
+            kagi__lift_fix(&L, i, j, s);
+        }
+    }
+    /* 3. Row-major circulant lists, column lists, checksum. */
+    size_t ne = 0;
+    for (uint32_t i = 0; i < mb; i++) ne += L.rn[i];
+    c->row_ptr = malloc((mb + 1) * sizeof *c->row_ptr);
+    c->col = malloc(ne * sizeof *c->col);
+    c->shift = malloc(ne * sizeof *c->shift);
+    c->col_ptr = calloc(nb + 1, sizeof *c->col_ptr);
+    c->col_edge = malloc(ne * sizeof *c->col_edge);
+    c->erow = malloc(ne * sizeof *c->erow);
+    if (!c->row_ptr || !c->col || !c->shift || !c->col_ptr || !c->col_edge || !c->erow) {
+        rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: %zu circulants", ne);
+        goto done;
+    }
+    c->z = z;
+    c->zw = z / 64;
+    c->nb = nb;
+    c->mb = mb;
+    c->n = (size_t)nb * z;
+    c->m = (size_t)mb * z;
+    c->ncirc = ne;
+    c->rate_pct = rate_pct;
+    c->seed = seed;
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = kagi__fnv(kagi__fnv(kagi__fnv(h, nb), mb), z);
+    size_t e = 0;
+    for (uint32_t i = 0; i < mb; i++) {
+        c->row_ptr[i] = (uint32_t)e;
+        for (uint32_t j = 0; j < nb; j++) {
+            int32_t s = L.S[(size_t)i * nb + j];
+            if (s < 0) continue;
+            c->col[e] = j;
+            c->shift[e] = (uint32_t)s;
+            c->erow[e] = i;
+            c->col_ptr[j + 1]++;
+            h = kagi__fnv(kagi__fnv(kagi__fnv(h, i), j), (uint32_t)s);
+            e++;
+        }
+        uint32_t dc = (uint32_t)e - c->row_ptr[i];
+        if (dc > c->dc_max) c->dc_max = dc;
+    }
+    c->row_ptr[mb] = (uint32_t)e;
+    if (c->dc_max > KAGI__LDPC_DCMAX) {
+        rc = kagi__err(KAGI_ERR_ARG, "ldpc: a base row has %u circulants (at most %u)", c->dc_max,
+                       KAGI__LDPC_DCMAX);
+        goto done;
+    }
+    c->checksum = h;
+    for (uint32_t j = 0; j < nb; j++) c->col_ptr[j + 1] += c->col_ptr[j];
+    {
+        uint32_t *fill = calloc(nb, sizeof *fill);
+        if (!fill) {
+            rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: column lists");
+            goto done;
+        }
+        for (size_t k = 0; k < ne; k++) {
+            uint32_t j = c->col[k];
+            c->col_edge[c->col_ptr[j] + fill[j]++] = (uint32_t)k;
+        }
+        free(fill);
+    }
+done:
+    free(L.S);
+    free(L.rl);
+    free(L.cl);
+    free(L.rn);
+    free(L.cn);
+    free(L.forb);
+    free(deg);
+    free(key);
+    if (rc) kagi_ldpc_code_free(c);
+    else *out = c;
+    return rc;
+}
+
+void kagi_ldpc_code_get_info(const kagi_ldpc_code *c, kagi_ldpc_code_info *o)
+{
+    *o = (kagi_ldpc_code_info){.n = c->n, .m = c->m, .z = c->z, .nb = c->nb, .mb = c->mb,
+                               .circulants = c->ncirc, .ones = c->ncirc * c->z,
+                               .rate_pct = c->rate_pct, .seed = c->seed, .checksum = c->checksum,
+                               .cycles4 = c->cycles4, .cycles6 = c->cycles6};
+}
+
+int kagi_ldpc_code_circulant(const kagi_ldpc_code *c, size_t e, uint32_t *row, uint32_t *col,
+                             uint32_t *shift)
+{
+    KAGI__FAIL_IF(e >= c->ncirc, KAGI_ERR_ARG, "ldpc: circulant %zu of %zu", e, c->ncirc);
+    *row = c->erow[e];
+    *col = c->col[e];
+    *shift = c->shift[e];
+    return KAGI_OK;
+}
+
+/* ------------------------------------------------------------ syndromes */
+
+/* s_i ^= x_j rotated by sh: bit r of the result is bit (r + sh) % z of x_j.
+ * z is a multiple of 64, so the rotation wraps at a word boundary. */
+static void kagi__rot_xor(uint64_t *s, const uint64_t *x, size_t zw, uint32_t sh)
+{
+    size_t k = sh >> 6;
+    unsigned b = sh & 63;
+    if (!b) {
+        for (size_t w = 0; w < zw; w++) {
+            s[w] ^= x[k];
+            if (++k == zw) k = 0;
+        }
+        return;
+    }
+    for (size_t w = 0; w < zw; w++) {
+        size_t k1 = k + 1 == zw ? 0 : k + 1;
+        s[w] ^= (x[k] >> b) | (x[k1] << (64 - b));
+        k = k1;
+    }
+}
+
+void kagi_ldpc_syndrome(const kagi_ldpc_code *c, const uint64_t *x, uint64_t *s)
+{
+    const size_t zw = c->zw;
+    memset(s, 0, c->mb * zw * sizeof *s);
+    for (uint32_t i = 0; i < c->mb; i++)
+        for (uint32_t e = c->row_ptr[i]; e < c->row_ptr[i + 1]; e++)
+            kagi__rot_xor(s + i * zw, x + (size_t)c->col[e] * zw, zw, c->shift[e]);
+}
+
+/* Check index of the e-th circulant (in column order) of bit v. */
+static inline size_t kagi__check_of(const kagi_ldpc_code *c, uint32_t e, size_t v)
+{
+    uint32_t t = (uint32_t)(v % c->z), sh = c->shift[e];
+    return (size_t)c->erow[e] * c->z + (t >= sh ? t - sh : t + c->z - sh);
+}
+
+/* Flip the bits of syndrome s at the checks of bit v. */
+static void kagi__flip_checks(const kagi_ldpc_code *c, uint64_t *s, size_t v)
+{
+    uint32_t j = (uint32_t)(v / c->z);
+    for (uint32_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++) {
+        size_t ch = kagi__check_of(c, c->col_edge[k], v);
+        s[ch >> 6] ^= (uint64_t)1 << (ch & 63);
+    }
+}
+
+/* --------------------------------------------------------- rate adaption */
+
+static double kagi__h2(double p) { return -p * log2(p) - (1 - p) * log2(1 - p); }
+
+void kagi_ldpc_plan_free(kagi_ldpc_plan *p)
+{
+    if (!p) return;
+    free(p->kind);
+    free(p->key_pos);
+    free(p->key_idx);
+    free(p->reveal);
+    free(p->run_pos);
+    free(p->run_kidx);
+    free(p->run_len);
+    free(p->llr0);
+    free(p);
+}
+
+/* Quantised channel LLR of a key bit: round(6 ln((1-q)/q)), in [1, 126]. */
+static int8_t kagi__llr(double q)
+{
+    double v = round(KAGI__LDPC_LLR_SCALE * log((1 - q) / q));
+    return (int8_t)(v < 1 ? 1 : v > 126 ? 126 : v);
+}
+
+int kagi_ldpc_plan_new(kagi_ldpc_plan **out, const kagi_ldpc_code *c, double qber, double f_target,
+                       uint64_t seed)
+{
+    *out = NULL;
+    KAGI__FAIL_IF(!(qber > 0 && qber <= 0.11), KAGI_ERR_ARG, "ldpc: QBER %g outside (0, 0.11]", qber);
+    KAGI__FAIL_IF(!(f_target >= 0.8 && f_target <= 2.0), KAGI_ERR_ARG,
+                  "ldpc: target efficiency %g outside [0.8, 2]", f_target);
+    const size_t n = c->n, m = c->m;
+    const double H = kagi__h2(qber);
+    size_t want_p = 0, want_s = 0;
+    if ((double)m > f_target * (double)n * H) {
+        double p = ((double)m - f_target * (double)n * H) / (1 - f_target * H);
+        want_p = (size_t)llround(p);
+        if (want_p > m) want_p = m;
+    } else {
+        double s = (double)n - (double)m / (f_target * H);
+        want_s = (size_t)llround(s);
+        if (want_s > n - m) want_s = n - m;
+    }
+    kagi_ldpc_plan *p = calloc(1, sizeof *p);
+    uint32_t *order = malloc(n * sizeof *order);
+    uint8_t *cnt = calloc(m, 1), *owned = calloc(m, 1);
+    int rc = KAGI_OK;
+    if (!p || !order || !cnt || !owned) {
+        rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: plan for %zu bits", n);
+        goto done;
+    }
+    p->c = c;
+    p->n = n;
+    p->m = m;
+    p->qber = qber;
+    p->f_target = f_target;
+    p->llr = kagi__llr(qber);
+    p->kind = calloc(n, 1);
+    p->key_idx = malloc(n * sizeof *p->key_idx);
+    p->reveal = malloc(n * sizeof *p->reveal);
+    if (!p->kind || !p->key_idx || !p->reveal) {
+        rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: plan for %zu bits", n);
+        goto done;
+    }
+    /* A seeded shuffle of the positions (Fisher-Yates from the end). */
+    kagi_rng r;
+    kagi_rng_seed(&r, seed ^ 0x70756e6374757265ull);
+    for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
+    for (size_t i = n; i > 1; i--) {
+        size_t k = (size_t)kagi_rng_below(&r, i);
+        uint32_t t = order[i - 1];
+        order[i - 1] = order[k];
+        order[k] = t;
+    }
+    /* Puncture greedily in that order: a position is taken when none of
+     * its checks is owned and one has no punctured bit yet; it owns that
+     * one (the first in column order). Each punctured bit then has a check
+     * of its own, so H restricted to the punctured columns has full rank. */
+    size_t np = 0;
+    for (size_t t = 0; t < n && np < want_p; t++) {
+        size_t v = order[t];
+        uint32_t j = (uint32_t)(v / c->z);
+        size_t own = SIZE_MAX;
+        int ok = 1;
+        for (uint32_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++) {
+            size_t ch = kagi__check_of(c, c->col_edge[k], v);
+            if (owned[ch]) ok = 0;
+            else if (!cnt[ch] && own == SIZE_MAX) own = ch;
+        }
+        if (!ok || own == SIZE_MAX) continue;
+        owned[own] = 1;
+        for (uint32_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++) {
+            size_t ch = kagi__check_of(c, c->col_edge[k], v);
+            if (cnt[ch] < 255) cnt[ch]++;
+        }
+        p->kind[v] = KAGI__LDPC_PUNCT;
+        p->reveal[np++] = (uint32_t)v;
+    }
+    /* Shorten the first want_s positions of the order (p is 0 then). */
+    size_t ns = 0;
+    for (size_t t = 0; t < n && ns < want_s; t++) {
+        p->kind[order[t]] = KAGI__LDPC_SHORT;
+        ns++;
+    }
+    p->punctured = np;
+    p->shortened = ns;
+    p->n_key = n - np - ns;
+    p->key_pos = malloc(p->n_key * sizeof *p->key_pos + 1);
+    if (!p->key_pos) {
+        rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: plan for %zu bits", n);
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t v = 0; v < n; v++) {
+        if (p->kind[v] == KAGI__LDPC_KEY) {
+            p->key_idx[v] = (uint32_t)k;
+            p->key_pos[k++] = (uint32_t)v;
+        } else {
+            p->key_idx[v] = UINT32_MAX;
+        }
+    }
+    /* Runs of key positions and Bob's starting LLRs. */
+    size_t nr0 = 0;
+    for (size_t v = 0; v < n; v++)
+        if (p->kind[v] == KAGI__LDPC_KEY && (v == 0 || p->kind[v - 1] != KAGI__LDPC_KEY)) nr0++;
+    p->run_pos = malloc((nr0 + 1) * sizeof *p->run_pos);
+    p->run_kidx = malloc((nr0 + 1) * sizeof *p->run_kidx);
+    p->run_len = malloc((nr0 + 1) * sizeof *p->run_len);
+    p->llr0 = malloc(n);
+    if (!p->run_pos || !p->run_kidx || !p->run_len || !p->llr0) {
+        rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: plan for %zu bits", n);
+        goto done;
+    }
+    for (size_t v = 0; v < n; v++) {
+        uint8_t kd = p->kind[v];
+        p->llr0[v] = kd == KAGI__LDPC_KEY ? p->llr : kd == KAGI__LDPC_PUNCT ? 0 : KAGI__LDPC_PIN;
+        if (kd != KAGI__LDPC_KEY) continue;
+        if (v == 0 || p->kind[v - 1] != KAGI__LDPC_KEY) {
+            p->run_pos[p->nruns] = (uint32_t)v;
+            p->run_kidx[p->nruns] = p->key_idx[v];
+            p->run_len[p->nruns++] = 0;
+        }
+        p->run_len[p->nruns - 1]++;
+    }
+    /* Reveal order: punctured bits as chosen, then key bits in the
+     * shuffled order. */
+    size_t nr = np;
+    for (size_t t = 0; t < n; t++)
+        if (p->kind[order[t]] == KAGI__LDPC_KEY) p->reveal[nr++] = order[t];
+    p->nreveal = nr;
+done:
+    free(order);
+    free(cnt);
+    free(owned);
+    if (rc) kagi_ldpc_plan_free(p);
+    else *out = p;
+    return rc;
+}
+
+void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *o)
+{
+    size_t leak = p->m - p->punctured;
+    *o = (kagi_ldpc_plan_info){.n = p->n, .m = p->m, .n_key = p->n_key, .punctured = p->punctured,
+                               .shortened = p->shortened, .leak_syndrome = leak, .qber = p->qber,
+                               .f_target = p->f_target,
+                               .f_plan = (double)leak / ((double)p->n_key * kagi__h2(p->qber)),
+                               .llr = p->llr};
+}
+
+unsigned kagi_ldpc_rate_for(double qber, double f)
+{
+    static const unsigned rates[] = {50, 60, 70, 80, 90};
+    if (!(qber > 0 && qber < 0.5)) return 50;
+    double R = 1 - f * kagi__h2(qber), best = 1e9;
+    unsigned pick = 50, punct = 0;
+    for (size_t i = 0; i < 5; i++) {
+        const kagi__ldpc_profile *pf = kagi__profile(rates[i]);
+        double R0 = 1 - (double)pf->mb / KAGI_LDPC_NB;
+        /* Fraction of the frame that must be punctured or shortened. */
+        double frac = R0 <= R ? (R - R0) / R : (R0 - R) / (1 - R);
+        if (frac < best) {
+            best = frac;
+            pick = rates[i];
+        }
+        /* Puncturing leaves bits to reveal for the fallback: take the
+         * highest rate below R if it needs at most 0.4 m punctured bits
+         * (plans find about 0.5 m positions with a check of their own). */
+        if (R0 <= R && (R - R0) / R <= 0.4 * (1 - R0)) punct = rates[i];
+    }
+    return punct ? punct : pick;
+}
+
+/* ---------------------------------------------------------------- Alice */
+
+struct kagi_ldpc_alice {
+    const kagi_ldpc_plan *p;
+    uint64_t *x;        /* the frame, n bits */
+    uint64_t *rnd;      /* punctured bits' randomness */
+    size_t nbits, next;
+};
+
+int kagi_ldpc_alice_new(kagi_ldpc_alice **out, const kagi_ldpc_plan *p)
+{
+    *out = NULL;
+    kagi_ldpc_alice *a = calloc(1, sizeof *a);
+    if (a) {
+        a->p = p;
+        a->x = calloc(KAGI_WORDS(p->n), 8);
+        a->rnd = calloc(KAGI_WORDS(p->punctured) + 1, 8);
+    }
+    if (!a || !a->x || !a->rnd) {
+        kagi_ldpc_alice_free(a);
+        return kagi__err(KAGI_ERR_NOMEM, "ldpc: Alice's frame of %zu bits", p->n);
+    }
+    *out = a;
+    return KAGI_OK;
+}
+
+void kagi_ldpc_alice_free(kagi_ldpc_alice *a)
+{
+    if (!a) return;
+    if (a->x) kagi__wipe(a->x, KAGI_WORDS(a->p->n) * 8);
+    if (a->rnd) kagi__wipe(a->rnd, (KAGI_WORDS(a->p->punctured) + 1) * 8);
+    free(a->x);
+    free(a->rnd);
+    free(a);
+}
+
+/* Copy len bits from src at spos to dst at dpos (other bits of dst kept). */
+static void kagi__copy_bits(uint64_t *dst, size_t dpos, const uint64_t *src, size_t spos, size_t len)
+{
+    while (len) {
+        unsigned sh = (unsigned)(dpos & 63);
+        size_t nb = 64 - sh < len ? 64 - sh : len;
+        uint64_t v = kagi__get_bits(src, spos, nb);
+        uint64_t mask = (nb == 64 ? ~(uint64_t)0 : (((uint64_t)1 << nb) - 1)) << sh;
+        dst[dpos >> 6] = (dst[dpos >> 6] & ~mask) | (v << sh);
+        dpos += nb;
+        spos += nb;
+        len -= nb;
+    }
+}
+
+/* Key bits [0, nbits) of the frame, at key offset off, between the key
+ * (dir 0: key -> frame) and the frame (dir 1: frame -> key). */
+static void kagi__move_key(const kagi_ldpc_plan *p, uint64_t *frame, uint64_t *key,
+                           const uint64_t *ckey, size_t off, size_t nbits, int dir)
+{
+    for (size_t t = 0; t < p->nruns && p->run_kidx[t] < nbits; t++) {
+        size_t k = p->run_kidx[t], len = p->run_len[t];
+        if (k + len > nbits) len = nbits - k;
+        if (dir == 0) kagi__copy_bits(frame, p->run_pos[t], ckey, off + k, len);
+        else kagi__copy_bits(key, off + k, frame, p->run_pos[t], len);
+    }
+}
+
+static inline int kagi__bit(const uint64_t *w, size_t i) { return (int)((w[i >> 6] >> (i & 63)) & 1); }
+static inline void kagi__setbit(uint64_t *w, size_t i) { w[i >> 6] |= (uint64_t)1 << (i & 63); }
+
+int kagi_ldpc_alice_frame(kagi_ldpc_alice *a, const uint64_t *key, size_t off, size_t nbits,
+                          uint64_t *syn)
+{
+    const kagi_ldpc_plan *p = a->p;
+    KAGI__FAIL_IF(nbits > p->n_key, KAGI_ERR_ARG, "ldpc: %zu key bits in a frame of %zu", nbits,
+                  p->n_key);
+    memset(a->x, 0, KAGI_WORDS(p->n) * 8);
+    kagi__move_key(p, a->x, NULL, key, off, nbits, 0);
+    if (p->punctured) {
+        KAGI__TRY(kagi_random_bytes(a->rnd, KAGI_WORDS(p->punctured) * 8));
+        for (size_t t = 0; t < p->punctured; t++)
+            if (kagi__bit(a->rnd, t)) kagi__setbit(a->x, p->reveal[t]);
+    }
+    a->nbits = nbits;
+    a->next = 0;
+    kagi_ldpc_syndrome(p->c, a->x, syn);
+    return KAGI_OK;
+}
+
+/* Next reveal position at or after *next, skipping key positions past the
+ * frame's key bits (zero and known to both); SIZE_MAX when none is left. */
+static size_t kagi__next_reveal(const kagi_ldpc_plan *p, size_t nbits, size_t *next)
+{
+    while (*next < p->nreveal) {
+        size_t v = p->reveal[(*next)++];
+        if (p->kind[v] != KAGI__LDPC_KEY || p->key_idx[v] < nbits) return v;
+    }
+    return SIZE_MAX;
+}
+
+size_t kagi_ldpc_alice_reveal(kagi_ldpc_alice *a, size_t count, uint64_t *vals)
+{
+    size_t t = 0;
+    memset(vals, 0, KAGI_WORDS(count) * 8);
+    for (; t < count; t++) {
+        size_t v = kagi__next_reveal(a->p, a->nbits, &a->next);
+        if (v == SIZE_MAX) break;
+        if (kagi__bit(a->x, v)) kagi__setbit(vals, t);
+    }
+    return t;
+}
+
+/* ------------------------------------------------------------------ Bob */
+
+struct kagi_ldpc_bob {
+    const kagi_ldpc_plan *p;
+    kagi_ldpc_decoder *d;
+    uint64_t *y, *se, *e;  /* Bob's frame, target syndrome of e, error pattern */
+    int8_t *llr;
+    size_t nbits, next, revealed;
+    unsigned iters, rounds;
+    int ok;
+};
+
+int kagi_ldpc_bob_new(kagi_ldpc_bob **out, const kagi_ldpc_plan *p, int impl, unsigned alpha16)
+{
+    *out = NULL;
+    kagi_ldpc_bob *b = calloc(1, sizeof *b);
+    if (!b) return kagi__err(KAGI_ERR_NOMEM, "ldpc: Bob");
+    b->p = p;
+    int rc = kagi_ldpc_decoder_new(&b->d, p->c, impl, alpha16);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    b->y = calloc(KAGI_WORDS(p->n), 8);
+    b->e = calloc(KAGI_WORDS(p->n), 8);
+    b->se = calloc(KAGI_WORDS(p->m), 8);
+    b->llr = malloc(p->n);
+    if (!b->y || !b->e || !b->se || !b->llr) {
+        kagi_ldpc_bob_free(b);
+        return kagi__err(KAGI_ERR_NOMEM, "ldpc: Bob's frame of %zu bits", p->n);
+    }
+    *out = b;
+    return KAGI_OK;
+}
+
+void kagi_ldpc_bob_free(kagi_ldpc_bob *b)
+{
+    if (!b) return;
+    kagi_ldpc_decoder_free(b->d);
+    if (b->y) kagi__wipe(b->y, KAGI_WORDS(b->p->n) * 8);
+    if (b->e) kagi__wipe(b->e, KAGI_WORDS(b->p->n) * 8);
+    if (b->llr) kagi__wipe(b->llr, b->p->n);
+    free(b->y);
+    free(b->e);
+    free(b->se);
+    free(b->llr);
+    free(b);
+}
+
+int kagi_ldpc_bob_frame(kagi_ldpc_bob *b, const uint64_t *key, size_t off, size_t nbits,
+                        const uint64_t *syn)
+{
+    const kagi_ldpc_plan *p = b->p;
+    KAGI__FAIL_IF(nbits > p->n_key, KAGI_ERR_ARG, "ldpc: %zu key bits in a frame of %zu", nbits,
+                  p->n_key);
+    memset(b->y, 0, KAGI_WORDS(p->n) * 8);
+    kagi__move_key(p, b->y, NULL, key, off, nbits, 0);
+    memcpy(b->llr, p->llr0, p->n);
+    for (size_t k = nbits; k < p->n_key; k++) b->llr[p->key_pos[k]] = KAGI__LDPC_PIN;
+    /* The error pattern e = x + y must meet H e = s + H y. */
+    kagi_ldpc_syndrome(p->c, b->y, b->se);
+    for (size_t w = 0; w < KAGI_WORDS(p->m); w++) b->se[w] ^= syn[w];
+    kagi_ldpc_decoder_start(b->d, b->llr, b->se);
+    b->nbits = nbits;
+    b->next = 0;
+    b->revealed = 0;
+    b->iters = 0;
+    b->rounds = 0;
+    b->ok = 0;
+    return KAGI_OK;
+}
+
+int kagi_ldpc_bob_decode(kagi_ldpc_bob *b, unsigned max_iter)
+{
+    int rc = kagi_ldpc_decoder_run(b->d, max_iter, b->e, &b->iters);
+    b->ok = rc == KAGI_OK;
+    return rc;
+}
+
+void kagi_ldpc_bob_reveal(kagi_ldpc_bob *b, size_t count, const uint64_t *vals)
+{
+    for (size_t t = 0; t < count; t++) {
+        size_t v = kagi__next_reveal(b->p, b->nbits, &b->next);
+        if (v == SIZE_MAX) break;
+        int wrong = kagi__bit(b->y, v) != kagi__bit(vals, t);
+        if (wrong) b->y[v >> 6] ^= (uint64_t)1 << (v & 63);
+        if (kagi_ldpc_decoder_fix(b->d, v, wrong)) break; /* never: v < n, from the plan */
+        b->llr[v] = KAGI__LDPC_PIN;
+        if (wrong) kagi__flip_checks(b->p->c, b->se, v);
+        b->revealed++;
+    }
+    b->rounds++;
+}
+
+void kagi_ldpc_bob_result(kagi_ldpc_bob *b, uint64_t *key, size_t off)
+{
+    const kagi_ldpc_plan *p = b->p;
+    /* x = y + e, into e (the decoder restarts from scratch next frame). */
+    for (size_t w = 0; w < KAGI_WORDS(p->n); w++) b->e[w] ^= b->y[w];
+    kagi__move_key(p, b->e, key, NULL, off, b->nbits, 1);
+    for (size_t w = 0; w < KAGI_WORDS(p->n); w++) b->e[w] ^= b->y[w];
+}
+
+void kagi_ldpc_bob_stats(const kagi_ldpc_bob *b, kagi_ldpc_frame_stats *o)
+{
+    *o = (kagi_ldpc_frame_stats){.key_bits = b->nbits,
+                                 .leak_bits = b->p->m - b->p->punctured + b->revealed,
+                                 .revealed_bits = b->revealed, .iterations = b->iters,
+                                 .rounds = b->rounds};
+}
+
+/* --------------------------------------------------------- whole keys */
+
+typedef struct {
+    const kagi_ldpc_plan *plan;
+    const kagi_ldpc_params *pr;
+    const uint64_t *ka, *kb;  /* Alice's key, Bob's key as given (read only) */
+    uint64_t *out;            /* Bob's key, written under mu */
+    size_t nkey, frames, step;
+    atomic_size_t next;
+    pthread_mutex_t mu;
+    kagi_ldpc_stats st;
+    int rc;
+} kagi__ldpc_job;
+
+static void *kagi__ldpc_worker(void *arg)
+{
+    kagi__ldpc_job *J = arg;
+    const kagi_ldpc_plan *p = J->plan;
+    kagi_ldpc_alice *A = NULL;
+    kagi_ldpc_bob *B = NULL;
+    uint64_t *syn = malloc(KAGI_WORDS(p->m) * 8), *vals = malloc(KAGI_WORDS(J->step) * 8 + 8);
+    int rc = kagi_ldpc_alice_new(&A, p);
+    if (!rc) rc = kagi_ldpc_bob_new(&B, p, J->pr->impl, J->pr->alpha16);
+    if (!rc && (!syn || !vals)) rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: worker buffers");
+    kagi_ldpc_stats st = {0};
+    while (!rc) {
+        size_t f = atomic_fetch_add(&J->next, 1);
+        if (f >= J->frames) break;
+        size_t off = f * p->n_key, nb = J->nkey - off < p->n_key ? J->nkey - off : p->n_key;
+        rc = kagi_ldpc_alice_frame(A, J->ka, off, nb, syn);
+        if (!rc) rc = kagi_ldpc_bob_frame(B, J->kb, off, nb, syn);
+        if (rc) break;
+        int drc = kagi_ldpc_bob_decode(B, J->pr->iter_first);
+        size_t msgs = 1;
+        for (unsigned round = 0; drc && round < J->pr->max_rounds; round++) {
+            size_t got = kagi_ldpc_alice_reveal(A, J->step, vals);
+            if (!got) break;
+            kagi_ldpc_bob_reveal(B, got, vals);
+            msgs++;
+            drc = kagi_ldpc_bob_decode(B, J->pr->iter_round);
+        }
+        kagi_ldpc_frame_stats fs;
+        kagi_ldpc_bob_stats(B, &fs);
+        st.frames++;
+        st.leak_bits += fs.leak_bits;
+        st.revealed_bits += fs.revealed_bits;
+        st.iterations += fs.iterations;
+        st.messages += msgs;
+        st.syndrome_bits += p->m;
+        if (drc) {
+            st.failed_frames++;
+            continue;
+        }
+        pthread_mutex_lock(&J->mu);
+        kagi_ldpc_bob_result(B, J->out, off);
+        pthread_mutex_unlock(&J->mu);
+    }
+    if (syn) kagi__wipe(syn, KAGI_WORDS(p->m) * 8);
+    free(syn);
+    if (vals) kagi__wipe(vals, KAGI_WORDS(J->step) * 8 + 8);
+    free(vals);
+    kagi_ldpc_alice_free(A);
+    kagi_ldpc_bob_free(B);
+    pthread_mutex_lock(&J->mu);
+    J->st.frames += st.frames;
+    J->st.failed_frames += st.failed_frames;
+    J->st.leak_bits += st.leak_bits;
+    J->st.revealed_bits += st.revealed_bits;
+    J->st.iterations += st.iterations;
+    J->st.messages += st.messages;
+    J->st.syndrome_bits += st.syndrome_bits;
+    if (rc && !J->rc) J->rc = rc;
+    pthread_mutex_unlock(&J->mu);
+    return NULL;
+}
+
+int kagi_ldpc_reconcile_plan(const kagi_ldpc_plan *plan, const kagi_bits *alice, kagi_bits *bob,
+                             const kagi_ldpc_params *pin, kagi_ldpc_stats *st)
+{
+    KAGI__FAIL_IF(alice->n != bob->n, KAGI_ERR_ARG, "ldpc: keys of %zu and %zu bits", alice->n,
+                  bob->n);
+    KAGI__FAIL_IF(alice->n == 0, KAGI_ERR_ARG, "ldpc: empty key");
+    kagi_ldpc_params pr = *pin;
+    if (pr.f_step == 0) pr.f_step = 0.02;
+    if (pr.max_rounds == 0) pr.max_rounds = 20;
+    if (pr.iter_first == 0) pr.iter_first = 60;
+    if (pr.iter_round == 0) pr.iter_round = 40;
+    if (pr.threads == 0) pr.threads = 2;
+    KAGI__FAIL_IF(pr.threads > 64, KAGI_ERR_ARG, "ldpc: %u threads", pr.threads);
+    KAGI__FAIL_IF(!(pr.f_step > 0 && pr.f_step < 1), KAGI_ERR_ARG, "ldpc: f_step %g", pr.f_step);
+    kagi__ldpc_job J = {.plan = plan, .pr = &pr, .ka = alice->w, .out = bob->w, .nkey = alice->n};
+    J.frames = (alice->n + plan->n_key - 1) / plan->n_key;
+    double step = ceil(pr.f_step * (double)plan->n_key * kagi__h2(plan->qber));
+    J.step = step < 1 ? 1 : (size_t)step;
+    atomic_init(&J.next, 0);
+    kagi_bits *copy = NULL;
+    KAGI__TRY(kagi_bits_dup(&copy, bob));
+    J.kb = copy->w;
+    pthread_mutex_init(&J.mu, NULL);
+    unsigned nt = pr.threads;
+    if (nt > J.frames) nt = (unsigned)J.frames;
+    pthread_t th[64];
+    unsigned started = 0;
+    for (unsigned t = 1; t < nt; t++) {
+        if (pthread_create(&th[t], NULL, kagi__ldpc_worker, &J)) break;
+        started++;
+    }
+    kagi__ldpc_worker(&J);
+    for (unsigned t = 1; t <= started; t++) pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&J.mu);
+    kagi_bits_free(copy);
+    J.st.key_bits = alice->n;
+    J.st.punctured = plan->punctured;
+    J.st.shortened = plan->shortened;
+    J.st.efficiency = (double)J.st.leak_bits / ((double)alice->n * kagi__h2(plan->qber));
+    if (st) *st = J.st;
+    if (J.rc) return J.rc;
+    KAGI__FAIL_IF(J.st.failed_frames, KAGI_ERR_RECONCILE, "ldpc: %zu of %zu frames not decoded",
+                  J.st.failed_frames, J.st.frames);
+    return KAGI_OK;
+}
+
+int kagi_ldpc_reconcile(const kagi_ldpc_code *c, const kagi_bits *alice, kagi_bits *bob,
+                        const kagi_ldpc_params *p, kagi_ldpc_stats *st)
+{
+    KAGI__FAIL_IF(alice->n != bob->n, KAGI_ERR_ARG, "ldpc: keys of %zu and %zu bits", alice->n,
+                  bob->n);
+    kagi_ldpc_plan *plan;
+    KAGI__TRY(kagi_ldpc_plan_new(&plan, c, p->qber, p->f_start == 0 ? 1.2 : p->f_start, p->seed));
+    int rc = kagi_ldpc_reconcile_plan(plan, alice, bob, p, st);
+    kagi_ldpc_plan_free(plan);
+    return rc;
+}
