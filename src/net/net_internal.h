@@ -42,10 +42,13 @@ struct kagi__call {
     uint32_t pfront_off;          /* (-1 block: not that case) */
 };
 
-/* Kept-alive client connections to the KME at the far end of a link. */
+/* Kept-alive client connections to the KME at the far end of a link, and
+ * the lock that keeps this KME's messages over the link in the order of
+ * their positions (held from taking the key to the peer's answer). */
 typedef struct kagi__peer {
     pthread_mutex_t mu;
     kagi__pconn *idle;
+    pthread_mutex_t send;
 } kagi__peer;
 
 struct kagi__kme {

@@ -58,7 +58,10 @@ int kagi__relay_init(kagi__kme *k)
     const kagi_kme_config *c = k->c;
     k->peers = calloc(c->n_links + 1, sizeof *k->peers);
     KAGI__FAIL_IF(!k->peers, KAGI_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < c->n_links; i++) pthread_mutex_init(&k->peers[i].mu, NULL);
+    for (size_t i = 0; i < c->n_links; i++) {
+        pthread_mutex_init(&k->peers[i].mu, NULL);
+        pthread_mutex_init(&k->peers[i].send, NULL);
+    }
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     KAGI__FAIL_IF(!ctx, KAGI_ERR_NOMEM, "TLS: cannot create a client context");
     k->cctx = ctx;
@@ -88,6 +91,7 @@ void kagi__relay_free(kagi__kme *k)
             kagi__pconn_free(p);
         }
         pthread_mutex_destroy(&k->peers[i].mu);
+        pthread_mutex_destroy(&k->peers[i].send);
     }
     free(k->peers);
     k->peers = NULL;
@@ -401,7 +405,10 @@ static void kagi__catch_up(kagi__kme *k, long li, const kagi_store_key *front)
 }
 
 /* Send keys over link li; a one-time-padded send that finds this end
- * behind its peer catches up and tries once more with fresh pads. */
+ * behind its peer catches up and tries once more with fresh pads. The
+ * caller holds link li's send lock: the receiver drops whatever lies
+ * before a position it is told of, so two messages over one link must
+ * reach it in the order their key was taken. */
 static int kagi__forward(kagi__kme *k, long li, kagi_peer_mode mode, const char *master,
                          char (*slaves)[KAGI_SAE_ID_MAX + 1], unsigned n_slaves, char (*path)[KAGI_SAE_ID_MAX + 1],
                          unsigned n_path, const uint8_t *K, const uint8_t (*ids)[KAGI_KEY_ID_BYTES],
@@ -410,7 +417,7 @@ static int kagi__forward(kagi__kme *k, long li, kagi_peer_mode mode, const char 
 {
     int rc = kagi__send(k, li, mode, master, slaves, n_slaves, path, n_path, K, ids, at, n, size, status, why,
                         wcap, front);
-    if (rc == -2) kagi__catch_up(k, li, front);
+    if (rc == -2) kagi__catch_up(k, li, front); /* under the lock: no pad taken meanwhile */
     if (rc == -2 && mode == KAGI_PEER_OTP)
         rc = kagi__send(k, li, mode, master, slaves, n_slaves, path, n_path, K, ids, at, n, size, status, why,
                         wcap, front);
@@ -427,6 +434,7 @@ static void kagi__log_lost(const kagi_store_op *op, const char *why)
 }
 
 static int kagi__originate_once(kagi__call *c);
+static int kagi__originate_locked(kagi__call *c);
 
 /* enc_keys at the master's KME for slaves at another KME. */
 static void kagi__originate(kagi__call *c)
@@ -443,6 +451,16 @@ static void kagi__originate(kagi__call *c)
 }
 
 static int kagi__originate_once(kagi__call *c)
+{
+    kagi__kme *k = c->k;
+    pthread_mutex_t *lock = &k->peers[c->first_link].send;
+    pthread_mutex_lock(lock);
+    int rc = kagi__originate_locked(c);
+    pthread_mutex_unlock(lock);
+    return rc;
+}
+
+static int kagi__originate_locked(kagi__call *c)
 {
     kagi__kme *k = c->k;
     kagi_store_op *op = &c->op;
@@ -625,9 +643,12 @@ static void kagi__receive(kagi__call *c)
         int status = 0;
         char why[400];
         kagi_store_key front = {0};
-        if (kagi__forward(k, next, KAGI_PEER_OTP, m.master, m.slaves, m.n_slaves, m.path + 1, m.n_path - 1, K,
-                          (const uint8_t(*)[KAGI_KEY_ID_BYTES])ids, NULL, m.n_keys, m.size, &status, why,
-                          sizeof why, &front) == 0) {
+        pthread_mutex_lock(&k->peers[next].send);
+        int rc = kagi__forward(k, next, KAGI_PEER_OTP, m.master, m.slaves, m.n_slaves, m.path + 1, m.n_path - 1,
+                               K, (const uint8_t(*)[KAGI_KEY_ID_BYTES])ids, NULL, m.n_keys, m.size, &status, why,
+                               sizeof why, &front);
+        pthread_mutex_unlock(&k->peers[next].send);
+        if (rc == 0) {
             c->pstatus = 200;
             c->pkeys = m.n_keys;
             kagi__log(KAGI__LOG_INFO, "peer %s: %u key%s for %s -> %s relayed to %s", c->from, m.n_keys,
