@@ -17,7 +17,7 @@ LDLIBS  += -lyaml -lcrypto -lpthread -lm
 # libgf2x only for bench_amplify's comparison row (docs/amplify.md).
 BENCH_LIBS := -lgf2x
 
-LIB_SRC   := $(wildcard src/core/*.c src/phys/*.c src/orbit/*.c src/distill/*.c src/sim/*.c src/kms/*.c src/net/*.c)
+LIB_SRC   := $(wildcard src/core/*.c src/phys/*.c src/orbit/*.c src/distill/*.c src/sim/*.c src/kms/*.c src/net/*.c src/web/*.c)
 CLI_SRC   := $(wildcard src/cli/*.c)
 TEST_SRC  := $(wildcard tests/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)

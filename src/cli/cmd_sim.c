@@ -1,7 +1,9 @@
 /* kagi sim: simulate a QKD network described by a scenario file, print a
- * summary, and write metrics, time series and an HTML report. */
+ * summary, and write metrics, time series and an HTML report; with
+ * --serve, run it paced on a live web dashboard (docs/dashboard.md). */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dash.h"
 #include "kagi/error.h"
 #include "kagi/orbit.h"
 #include "kagi/scenario.h"
@@ -22,6 +25,11 @@ static kagi_cli_opt kagi__opts[] = {
     {"seed", "K", "random seed instead of the scenario's", 0, NULL},
     {"out", "DIR", "write metrics.json, links.csv, demands.csv, passes.csv and report.html there",
      0, NULL},
+    {"serve", NULL, "show the run live on a web dashboard (docs/dashboard.md), paced for "
+     "watching; after the end keep serving it for replay until ^C", 0, NULL},
+    {"speed", "X", "with --serve: simulated seconds per wall second (default: the whole run in "
+     "about a minute)", 0, NULL},
+    KAGI_CLI_DASH_OPTS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -149,6 +157,181 @@ static void kagi__summary(const kagi_sim *s, double wall)
            wall > 0 ? (double)t.events / wall : 0.0);
 }
 
+/* ---- --serve: the run paced for watching, on the dashboard ------------------ */
+
+#define KAGI__TICK_MS 125 /* eight updates a second */
+
+static volatile sig_atomic_t kagi__stop;
+static void kagi__on_stop(int sig) { kagi__stop = sig; }
+
+typedef struct kagi__dash {
+    kagi_sim *s;
+    kagi_live *live;
+    kagi_buf topo;            /* built once */
+    char *metrics;            /* metrics.json once the run has ended */
+    size_t metrics_len;
+} kagi__dash;
+
+/* GET /api/...: topology, sample?k=K, series?link=I|node=I|demand=I, metrics. */
+static void kagi__api(void *ctx, const char *path, size_t len, const char *q, size_t ql,
+                      kagi_serve_reply *r)
+{
+    kagi__dash *d = ctx;
+    size_t k;
+#define KAGI__IS(lit) (len == strlen(lit) && !memcmp(path, lit, len))
+    if (KAGI__IS("/api/topology")) {
+        kagi_buf_put(&r->body, d->topo.p, d->topo.len);
+        r->status = 200;
+    } else if (KAGI__IS("/api/sample")) {
+        if (kagi_cli_query_size(q, ql, "k", &k) != 0) {
+            r->status = 400;
+            return;
+        }
+        r->status = kagi_live_sample(d->live, k, &r->body) == KAGI_OK ? 200 : 404;
+    } else if (KAGI__IS("/api/series")) {
+        char what = 0;
+        if (!kagi_cli_query_size(q, ql, "link", &k)) what = 'l';
+        else if (!kagi_cli_query_size(q, ql, "node", &k)) what = 'n';
+        else if (!kagi_cli_query_size(q, ql, "demand", &k)) what = 'd';
+        if (!what) {
+            r->status = 400;
+            return;
+        }
+        r->status = kagi_live_series(d->live, what, k, &r->body) == KAGI_OK ? 200 : 404;
+    } else if (KAGI__IS("/api/metrics")) {
+        if (!d->metrics) {
+            r->status = 503; /* only a finished run has its metrics */
+            return;
+        }
+        kagi_buf_put(&r->body, d->metrics, d->metrics_len);
+        r->status = 200;
+    }
+#undef KAGI__IS
+    if (r->status != 200) kagi_buf_reset(&r->body);
+}
+
+/* metrics.json of the finished run, through a temporary file. */
+static int kagi__metrics_mem(const kagi_sim *s, char **out, size_t *len)
+{
+    const char *tmp = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/kagi-metrics-%ld.json", tmp && *tmp ? tmp : "/tmp",
+             (long)getpid());
+    int rc = kagi_sim_write_metrics(s, path);
+    if (rc != KAGI_OK) return rc;
+    FILE *f = fopen(path, "r");
+    char *p = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (p = malloc((size_t)n + 1)) && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    if (f) fclose(f);
+    unlink(path);
+    if (!p) return KAGI_ERR_IO;
+    *out = p;
+    *len = (size_t)n;
+    return KAGI_OK;
+}
+
+static int kagi__publish(kagi__dash *d, kagi_serve *srv, uint64_t seq, double speed, int done)
+{
+    kagi_buf b;
+    kagi_buf_init(&b, (size_t)256 << 20);
+    int rc = kagi_live_state(d->live, seq, speed, done, &b);
+    if (rc == KAGI_OK) rc = kagi_serve_publish(srv, (const char *)b.p, b.len);
+    kagi_buf_free(&b);
+    return rc;
+}
+
+static int kagi__serve(kagi_cli_cmd *cmd, kagi_sim *s, const char *out)
+{
+    double speed = 0;
+    kagi_sim_totals t0;
+    kagi_sim_get_totals(s, &t0);
+    double end = t0.end_s;
+    int rc = kagi_cli_double(cmd, "speed", 0, INFINITY, &speed);
+    if (rc) return rc;
+    if (!(speed > 0)) speed = end / 60; /* the whole run in about a minute */
+    kagi__dash d;
+    memset(&d, 0, sizeof d);
+    d.s = s;
+    kagi_buf_init(&d.topo, (size_t)256 << 20);
+    if (kagi_live_new(s, &d.live) != KAGI_OK ||
+        kagi_live_topology(d.live, "sim", &d.topo) != KAGI_OK) {
+        fprintf(stderr, "kagi %s: %s\n", cmd->name, kagi_errdetail());
+        kagi_live_free(d.live);
+        kagi_buf_free(&d.topo);
+        return KAGI_EXIT_FAIL;
+    }
+    kagi_serve *srv = NULL;
+    rc = kagi_cli_dash_start(cmd, kagi__api, &d, &srv);
+    if (rc) {
+        kagi_live_free(d.live);
+        kagi_buf_free(&d.topo);
+        return rc;
+    }
+    char dur[48];
+    kagi_duration_format(end, dur, sizeof dur);
+    printf("simulating %s at %.4g simulated seconds per second; ^C stops\n", dur, speed);
+    fflush(stdout);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = kagi__on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    uint64_t seq = 0;
+    int lib = KAGI_OK;
+    double w0 = kagi__wall();
+    for (;;) {
+        double tick = kagi__wall();
+        double target = fmin((tick - w0) * speed, end);
+        /* in slices of 20 ms of wall time, answering requests in between,
+         * so a busy stretch of the run does not stall the page; a run
+         * slower than the speed asked for still publishes every tick */
+        while (lib == KAGI_OK && !kagi__stop && kagi_sim_now(s) < target &&
+               kagi__wall() - tick < KAGI__TICK_MS / 1000.0) {
+            lib = kagi_sim_run_until(s, fmin(target, kagi_sim_now(s) + speed * 0.02));
+            if (lib == KAGI_OK) lib = kagi_serve_poll(srv, 0);
+        }
+        if (lib == KAGI_OK) lib = kagi__publish(&d, srv, ++seq, speed, 0);
+        if (lib != KAGI_OK || kagi__stop || kagi_sim_now(s) >= end) break;
+        int left = KAGI__TICK_MS - (int)((kagi__wall() - tick) * 1000);
+        lib = kagi_serve_poll(srv, left > 0 ? left : 0);
+        if (lib != KAGI_OK || kagi__stop) break;
+    }
+    if (lib == KAGI_OK && !kagi__stop) {
+        double wall = kagi__wall() - w0;
+        lib = kagi_sim_check(s);
+        if (lib == KAGI_OK) kagi__summary(s, wall);
+        if (lib == KAGI_OK && out) {
+            lib = kagi_sim_write(s, out);
+            if (lib == KAGI_OK)
+                printf("wrote %s/{metrics.json,links.csv,demands.csv,passes.csv,report.html}\n",
+                       out);
+        }
+        if (lib == KAGI_OK && kagi__metrics_mem(s, &d.metrics, &d.metrics_len) != KAGI_OK)
+            fprintf(stderr, "kagi %s: warning: cannot make metrics.json for the dashboard "
+                    "(%s): /api/metrics stays empty\n", cmd->name, kagi_errdetail());
+        if (lib == KAGI_OK) lib = kagi__publish(&d, srv, ++seq, speed, 1);
+        if (lib == KAGI_OK) {
+            printf("finished; the dashboard stays at %s for replay: ^C stops\n",
+                   kagi_serve_url(srv));
+            fflush(stdout);
+        }
+        while (lib == KAGI_OK && !kagi__stop) lib = kagi_serve_poll(srv, 1000);
+    }
+    if (lib != KAGI_OK) fprintf(stderr, "kagi %s: %s\n", cmd->name, kagi_errdetail());
+    else if (kagi__stop) printf("dashboard stopped (%s)\n", strsignal(kagi__stop));
+    kagi_serve_free(srv);
+    kagi_live_free(d.live);
+    kagi_buf_free(&d.topo);
+    free(d.metrics);
+    return lib == KAGI_OK ? KAGI_EXIT_OK : KAGI_EXIT_FAIL;
+}
+
 static int kagi__run(kagi_cli_cmd *cmd)
 {
     const char *path = kagi_cli_get(cmd, "scenario");
@@ -171,13 +354,17 @@ static int kagi__run(kagi_cli_cmd *cmd)
         o.seed = v;
     }
     const char *out = kagi_cli_get(cmd, "out");
+    int serve = kagi_cli_flag(cmd, "serve");
+    if (!serve && (kagi_cli_get(cmd, "speed") || kagi_cli_get(cmd, "listen") ||
+                   kagi_cli_get(cmd, "web")))
+        return kagi_cli_usage_error(cmd, "--speed, --listen and --web go with --serve");
     kagi_scenario *sc = NULL;
     int rc = kagi_scenario_load(path, &sc);
     if (rc != KAGI_OK) {
         fprintf(stderr, "kagi %s: %s\n", cmd->name, kagi_errdetail());
         return rc == KAGI_ERR_IO || rc == KAGI_ERR_NOMEM ? KAGI_EXIT_FAIL : KAGI_EXIT_USAGE;
     }
-    int tty = isatty(2);
+    int tty = isatty(2) && !serve;
     if (tty) o.progress = kagi__progress;
     kagi_sim *s = NULL;
     rc = kagi_sim_new(sc, &o, &s);
@@ -185,6 +372,12 @@ static int kagi__run(kagi_cli_cmd *cmd)
         kagi_scenario_free(sc);
         fprintf(stderr, "kagi %s: %s\n", cmd->name, kagi_errdetail());
         return rc == KAGI_ERR_ARG || rc == KAGI_ERR_FORMAT ? KAGI_EXIT_USAGE : KAGI_EXIT_FAIL;
+    }
+    if (serve) {
+        rc = kagi__serve(cmd, s, out);
+        kagi_sim_free(s);
+        kagi_scenario_free(sc);
+        return rc;
     }
     double t0 = kagi__wall();
     rc = kagi_sim_run(s);
@@ -206,7 +399,8 @@ static int kagi__run(kagi_cli_cmd *cmd)
 
 kagi_cli_cmd kagi_cmd_sim = {
     "sim", "simulate a QKD network: key pools, trusted relay, routing, demands",
-    "SCENARIO [--until DURATION] [--seed K] [--out DIR]",
+    "SCENARIO [--until DURATION] [--seed K] [--out DIR] [--serve [--listen ADDR:PORT] "
+    "[--speed X] [--web DIR]]",
     "Reads a network from a YAML scenario (nodes, fibre links with their device\n"
     "models or measured rates, ground stations, satellites, demands, events;\n"
     "docs/scenario.md) and simulates it: each fibre link fills a key pool in\n"
@@ -216,5 +410,6 @@ kagi_cli_cmd kagi_cmd_sim = {
     "satellites (one-time pad plus a Wegman-Carter tag per hop) along routes\n"
     "that avoid cut links and empty pools. Prints a summary; --out writes\n"
     "metrics.json, CSV time series, passes.csv and report.html (docs/sim.md).\n"
-    "A scenario error names the file, line and key, exits 2 and writes nothing.",
+    "A scenario error names the file, line and key, exits 2 and writes nothing.\n"
+    "--serve shows the run on a live web dashboard (docs/dashboard.md).",
     kagi__opts, kagi__run};

@@ -17,7 +17,10 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -33,6 +36,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dash.h"
 #include "kagi/error.h"
 #include "kagi/kme.h"
 #include "kagi/kms.h"
@@ -50,6 +54,9 @@ static kagi_cli_opt kagi__opts[] = {
     {"max-key", "BYTES", "stop each link's device after this much key (default: no limit)", 0,
      NULL},
     {"force", NULL, "wipe the testbed files a previous run left in DIR first", 0, NULL},
+    {"serve", NULL, "show the testbed on a live web dashboard (docs/dashboard.md): key written "
+     "per link, pool levels the KMEs report to ETSI status calls", 0, NULL},
+    KAGI_CLI_DASH_OPTS,
     {NULL, NULL, NULL, 0, NULL},
 };
 
@@ -865,9 +872,280 @@ static int kagi__options(kagi__tb *t)
     return KAGI_EXIT_OK;
 }
 
+/* ---- --serve: the testbed on the dashboard (docs/dashboard.md) -------------
+ *
+ * Read-only and counts only: per link the key its simulated device wrote
+ * (bytes, rate); per KME the pool levels it reports through ETSI status
+ * calls, made as an SAE of that node with its certificate (only
+ * stored_key_count, max_key_count and key_size are read from the answer;
+ * no key is ever asked for, and nothing from a KME is passed on as is). */
+
+#define KAGI__STATUS_S 1.0      /* status calls every second */
+#define KAGI__PUBLISH_S 0.25    /* a state four times a second */
+#define KAGI__STATUS_MAX 64     /* status calls per round at most */
+
+typedef struct kagi__tstat {
+    size_t link, master, slave; /* scenario link; SAE indices */
+    long stored, max, size;     /* -1: no answer yet */
+} kagi__tstat;
+
+typedef struct kagi__tdash {
+    kagi__tb *t;
+    kagi_live *live;
+    kagi_buf topo;
+    kagi_serve *srv;
+    SSL_CTX **ctx;              /* per SAE, its certificate; NULL where unused */
+    kagi__tstat *st;
+    size_t nst, next_st;        /* the call a round starts with */
+    double t0, last_status, last_pub, last_rate;
+    uint64_t seq, *prev;        /* bytes written at the last rate update */
+    double *rate;               /* bit/s written, per link */
+} kagi__tdash;
+
+static void kagi__tapi(void *ctx, const char *path, size_t len, const char *q, size_t ql,
+                       kagi_serve_reply *r)
+{
+    kagi__tdash *d = ctx;
+    (void)q;
+    (void)ql;
+    if (len == strlen("/api/topology") && !memcmp(path, "/api/topology", len)) {
+        kagi_buf_put(&r->body, d->topo.p, d->topo.len);
+        r->status = 200;
+    }
+}
+
+static SSL_CTX *kagi__sae_ctx(const kagi__tb *t, const char *id)
+{
+    char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+    if (kagi__path(cert, sizeof cert, "%s/pki/%s.pem", t->dir, id) ||
+        kagi__path(key, sizeof key, "%s/pki/%s.key", t->dir, id) ||
+        kagi__path(ca, sizeof ca, "%s/pki/ca.pem", t->dir))
+        return NULL;
+    SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+    if (!c || SSL_CTX_use_certificate_file(c, cert, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_load_verify_locations(c, ca, NULL) != 1) {
+        SSL_CTX_free(c);
+        ERR_clear_error();
+        return NULL;
+    }
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    return c;
+}
+
+/* One ETSI status call (GET .../SLAVE/status) at the KME kme_id on port
+ * (its certificate must name it); the three counts, or -1 when it did not
+ * answer 200 with them. */
+static void kagi__status_call(SSL_CTX *c, unsigned port, const char *kme_id, const char *slave,
+                              kagi__tstat *out)
+{
+    out->stored = out->max = out->size = -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    struct timeval tv = {1, 0}; /* a KME that stalls costs the testbed a second at most */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    SSL *ssl = NULL;
+    char buf[16384];
+    size_t n = 0;
+    char cn[KAGI_SAE_ID_MAX + 2] = "";
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && (ssl = SSL_new(c)) &&
+        SSL_set_fd(ssl, fd) == 1 && SSL_connect(ssl) == 1 && SSL_get0_peer_certificate(ssl) &&
+        X509_NAME_get_text_by_NID(X509_get_subject_name(SSL_get0_peer_certificate(ssl)),
+                                  NID_commonName, cn, sizeof cn) > 0 && !strcmp(cn, kme_id)) {
+        char req[256];
+        int rl = snprintf(req, sizeof req, "GET /api/v1/keys/%s/status HTTP/1.1\r\nHost: "
+                          "127.0.0.1\r\nConnection: close\r\n\r\n", slave);
+        if (SSL_write(ssl, req, rl) == rl)
+            for (int r; n < sizeof buf - 1 &&
+                        (r = SSL_read(ssl, buf + n, (int)(sizeof buf - 1 - n))) > 0;)
+                n += (size_t)r;
+    }
+    buf[n] = 0;
+    ERR_clear_error();
+    if (ssl) SSL_free(ssl);
+    close(fd);
+    char *body = strstr(buf, "\r\n\r\n");
+    if (strncmp(buf, "HTTP/1.1 200 ", 13) || !body) return;
+    json_t *j = json_loads(body + 4, 0, NULL);
+    json_t *s = json_object_get(j, "stored_key_count"), *m = json_object_get(j, "max_key_count"),
+           *z = json_object_get(j, "key_size");
+    if (json_is_integer(s) && json_is_integer(m) && json_is_integer(z)) {
+        out->stored = (long)json_integer_value(s);
+        out->max = (long)json_integer_value(m);
+        out->size = (long)json_integer_value(z);
+    }
+    json_decref(j);
+}
+
+/* The status calls to make: per scenario link, the first SAE at one end
+ * asks about the first SAE at the other, both ways. */
+static int kagi__tdash_plan(kagi__tdash *d)
+{
+    const kagi_scenario *sc = d->t->sc;
+    d->st = calloc(2 * sc->nlinks + 1, sizeof *d->st);
+    d->ctx = calloc(sc->nsaes + 1, sizeof *d->ctx);
+    d->prev = calloc(sc->nlinks + 1, sizeof *d->prev);
+    d->rate = calloc(sc->nlinks + 1, sizeof *d->rate);
+    if (!d->st || !d->ctx || !d->prev || !d->rate) return -1;
+    for (size_t i = 0; i < sc->nlinks && d->nst < KAGI__STATUS_MAX; i++)
+        for (int e = 0; e < 2; e++) {
+            size_t from = e ? sc->links[i].b : sc->links[i].a;
+            size_t to = e ? sc->links[i].a : sc->links[i].b;
+            long m = -1, s = -1;
+            for (size_t k = 0; k < sc->nsaes; k++) {
+                if (m < 0 && sc->saes[k].node == from) m = (long)k;
+                if (s < 0 && sc->saes[k].node == to) s = (long)k;
+            }
+            if (m < 0 || s < 0) continue;
+            if (!d->ctx[m] && !(d->ctx[m] = kagi__sae_ctx(d->t, sc->saes[m].id))) continue;
+            d->st[d->nst++] = (kagi__tstat){(size_t)i, (size_t)m, (size_t)s, -1, -1, -1};
+        }
+    return 0;
+}
+
+static void kagi__tdash_free(kagi__tdash *d)
+{
+    for (size_t k = 0; d->ctx && k < d->t->sc->nsaes; k++) SSL_CTX_free(d->ctx[k]);
+    free(d->ctx);
+    free(d->st);
+    free(d->prev);
+    free(d->rate);
+    kagi_serve_free(d->srv);
+    kagi_live_free(d->live);
+    kagi_buf_free(&d->topo);
+}
+
+static void kagi__bp(kagi_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void kagi__bp(kagi_buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) kagi_buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* The testbed's state: per scenario link the key written and its rate,
+ * the pool one end's KME reports (bits, or null), per node whether its
+ * KME runs and what its status calls said. */
+static int kagi__tdash_publish(kagi__tdash *d, double now)
+{
+    const kagi_scenario *sc = d->t->sc;
+    kagi_buf b;
+    kagi_buf_init(&b, (size_t)64 << 20);
+    kagi__bp(&b, "{\"mode\": \"testbed\", \"seq\": %llu, \"t_s\": %.3f, \"end_s\": null, "
+             "\"done\": false, \"samples\": 0,\n\"links\": {\"generated_bits\": [",
+             (unsigned long long)++d->seq, now - d->t0);
+    for (size_t i = 0; i < sc->nlinks; i++)
+        kagi__bp(&b, "%s%llu", i ? "," : "", (unsigned long long)d->t->links[i].written * 8);
+    kagi__bp(&b, "],\n\"rate_bps\": [");
+    for (size_t i = 0; i < sc->nlinks; i++) kagi__bp(&b, "%s%.6g", i ? "," : "", d->rate[i]);
+    static const char *const col[] = {"pool_bits", "capacity_bits"};
+    for (int c = 0; c < 2; c++) {
+        kagi__bp(&b, "],\n\"%s\": [", col[c]);
+        for (size_t i = 0; i < sc->nlinks; i++) {
+            const kagi__tstat *best = NULL;
+            for (size_t k = 0; k < d->nst && !best; k++)
+                if (d->st[k].link == i && d->st[k].stored >= 0) best = &d->st[k];
+            if (!best) kagi__bp(&b, "%snull", i ? "," : "");
+            else kagi__bp(&b, "%s%lld", i ? "," : "",
+                          (long long)(c ? best->max : best->stored) * best->size);
+        }
+    }
+    kagi__bp(&b, "],\n\"state\": [");
+    for (size_t i = 0; i < sc->nlinks; i++) {
+        const kagi__tlink *l = &d->t->links[i];
+        int up = d->t->kme[l->a].pid && d->t->kme[l->b].pid;
+        kagi__bp(&b, "%s%d", i ? "," : "", up ? KAGI_SIM_UP : KAGI_SIM_NODE_DOWN);
+    }
+    kagi__bp(&b, "]},\n\"nodes\": {\"up\": [");
+    for (size_t n = 0; n < sc->nnodes; n++)
+        kagi__bp(&b, "%s%d", n ? "," : "", d->t->kme[n].pid != 0);
+    kagi__bp(&b, "]},\n\"kmes\": [");
+    for (size_t n = 0; n < sc->nnodes; n++) {
+        kagi__bp(&b, "%s[", n ? ",\n" : "");
+        int first = 1;
+        for (size_t k = 0; k < d->nst; k++) {
+            const kagi__tstat *s = &d->st[k];
+            if (sc->saes[s->master].node != n) continue;
+            kagi__bp(&b, "%s{\"master\": \"%s\", \"slave\": \"%s\", \"stored_key_count\": %ld, "
+                     "\"max_key_count\": %ld, \"key_size\": %ld}", first ? "" : ", ",
+                     sc->saes[s->master].id, sc->saes[s->slave].id, s->stored, s->max, s->size);
+            first = 0;
+        }
+        kagi__bp(&b, "]");
+    }
+    kagi__bp(&b, "],\n\"satellites\": [], \"passes_now\": [], \"events_applied\": 0, "
+             "\"events\": []}\n");
+    int rc = b.err ? b.err : kagi_serve_publish(d->srv, (const char *)b.p, b.len);
+    kagi_buf_free(&b);
+    return rc;
+}
+
+/* Between two device rounds: serve the page for up to ms, refresh the
+ * rates and statuses when due, publish. */
+static int kagi__tdash_step(kagi__tdash *d, int ms)
+{
+    if (kagi_serve_poll(d->srv, ms) != KAGI_OK) return KAGI_EXIT_FAIL;
+    double now = kagi__wall_now();
+    const kagi_scenario *sc = d->t->sc;
+    if (now - d->last_rate >= KAGI__STATUS_S) {
+        for (size_t i = 0; i < sc->nlinks; i++) {
+            d->rate[i] = (double)(d->t->links[i].written - d->prev[i]) * 8 / (now - d->last_rate);
+            d->prev[i] = d->t->links[i].written;
+        }
+        d->last_rate = now;
+    }
+    if (now - d->last_status >= KAGI__STATUS_S) {
+        /* a round that takes over half a second (a KME stalls) is cut
+         * short, so the devices keep their pace; the next round goes on */
+        size_t from = d->next_st;
+        for (size_t k = 0; k < d->nst && !kagi__stop_sig && kagi__wall_now() - now < 0.5; k++) {
+            kagi__tstat *s = &d->st[(from + k) % d->nst];
+            const kagi__tkme *kme = &d->t->kme[sc->saes[s->master].node];
+            if (kme->pid)
+                kagi__status_call(d->ctx[s->master], kme->port, kme->id, sc->saes[s->slave].id, s);
+            d->next_st = (from + k + 1) % d->nst;
+        }
+        d->last_status = kagi__wall_now();
+    }
+    if (now - d->last_pub >= KAGI__PUBLISH_S) {
+        d->last_pub = now;
+        if (kagi__tdash_publish(d, now) != KAGI_OK) return KAGI_EXIT_FAIL;
+    }
+    return KAGI_EXIT_OK;
+}
+
+static int kagi__tdash_start(kagi__tdash *d, kagi__tb *t)
+{
+    d->t = t;
+    kagi_buf_init(&d->topo, (size_t)64 << 20);
+    if (kagi_live_new(t->sim, &d->live) != KAGI_OK ||
+        kagi_live_topology(d->live, "testbed", &d->topo) != KAGI_OK || kagi__tdash_plan(d) != 0)
+        return kagi__fail(t, "dashboard: %s", kagi_errdetail());
+    int rc = kagi_cli_dash_start(t->cmd, kagi__tapi, d, &d->srv);
+    if (rc) return rc;
+    d->t0 = d->last_rate = kagi__wall_now();
+    for (size_t i = 0; i < t->sc->nlinks; i++) d->prev[i] = t->links[i].written;
+    return KAGI_EXIT_OK;
+}
+
 static int kagi__testbed(kagi__tb *t)
 {
     const kagi_scenario *sc = t->sc;
+    int serve = kagi_cli_flag(t->cmd, "serve");
+    if (!serve && (kagi_cli_get(t->cmd, "listen") || kagi_cli_get(t->cmd, "web")))
+        return kagi_cli_usage_error(t->cmd, "--listen and --web go with --serve");
+    char web[PATH_MAX];
+    if (serve && kagi_serve_find_web(kagi_cli_get(t->cmd, "web"), web, sizeof web) != KAGI_OK)
+        return kagi_cli_usage_error(t->cmd, "%s", kagi_errdetail()); /* before any KME starts */
     int rc = kagi__check_names(t);
     if (rc) return rc;
     if ((rc = kagi__prepare_dir(t, kagi_cli_get(t->cmd, "dir"), kagi_cli_flag(t->cmd, "force"))))
@@ -919,11 +1197,16 @@ static int kagi__testbed(kagi__tb *t)
     for (size_t n = 0; !rc && n < sc->nnodes; n++) rc = kagi__spawn(t, n);
     if (!rc) rc = kagi__wait_ready(t);
     if (!rc && !kagi__stop_sig) rc = kagi__write_endpoints(t);
+    kagi__tdash dash;
+    memset(&dash, 0, sizeof dash);
     if (!rc && !kagi__stop_sig) {
         kagi__announce(t);
+        if (serve) rc = kagi__tdash_start(&dash, t);
         double last = kagi__wall_now();
         while (!rc && !kagi__stop_sig) {
-            kagi__sleep_ms(20);
+            if (serve) rc = kagi__tdash_step(&dash, 20);
+            else kagi__sleep_ms(20);
+            if (rc) break;
             double now = kagi__wall_now();
             rc = kagi__pace(t, now - last, buf);
             last = now;
@@ -936,6 +1219,7 @@ static int kagi__testbed(kagi__tb *t)
         }
     }
     free(buf);
+    if (serve) kagi__tdash_free(&dash);
     int stopped_by = kagi__stop_sig;
     size_t running = 0;
     for (size_t n = 0; n < sc->nnodes; n++) running += t->kme[n].pid != 0;
@@ -976,7 +1260,8 @@ static int kagi__run(kagi_cli_cmd *cmd)
 
 kagi_cli_cmd kagi_cmd_testbed = {
     "testbed", "run a scenario's network as real KMEs on loopback, with simulated QKD links",
-    "SCENARIO --dir DIR [--speedup X] [--block-bytes N] [--max-key BYTES] [--force]",
+    "SCENARIO --dir DIR [--speedup X] [--block-bytes N] [--max-key BYTES] [--force] "
+    "[--serve [--listen ADDR:PORT] [--web DIR]]",
     "Starts one KME daemon (kagi kme) per node of the scenario on a free\n"
     "127.0.0.1 port, with a throwaway PKI (a CA, a certificate per KME, per SAE\n"
     "of the scenario's saes: and for an outsider no KME lists), and acts as the\n"
@@ -987,5 +1272,6 @@ kagi_cli_cmd kagi_cmd_testbed = {
     "slave, most hops first, with their KME URLs, certificates and keys) and\n"
     "prints \"testbed ready\". Runs until SIGINT or SIGTERM, then stops the KMEs\n"
     "with SIGTERM and exits 0. A KME that fails to start or stops early ends the\n"
-    "testbed with exit 1, naming its log. See docs/testbed.md.",
+    "testbed with exit 1, naming its log. See docs/testbed.md. --serve shows it on\n"
+    "a live web dashboard (docs/dashboard.md).",
     kagi__opts, kagi__run};
