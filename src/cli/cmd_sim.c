@@ -25,8 +25,8 @@ static kagi_cli_opt kagi__opts[] = {
     {"seed", "K", "random seed instead of the scenario's", 0, NULL},
     {"out", "DIR", "write metrics.json, links.csv, demands.csv, passes.csv and report.html there",
      0, NULL},
-    {"serve", NULL, "show the run live on a web dashboard (docs/dashboard.md), paced for "
-     "watching; after the end keep serving it for replay until ^C", 0, NULL},
+    {"serve", "[ADDR:PORT]", "show the run live on a web dashboard (docs/dashboard.md; default "
+     "127.0.0.1:8080), paced for watching; after the end keep serving it for replay until ^C", 0, NULL},
     {"speed", "X", "with --serve: simulated seconds per wall second (default: the whole run in "
      "about a minute)", 0, NULL},
     KAGI_CLI_DASH_OPTS,
@@ -399,7 +399,7 @@ static int kagi__run(kagi_cli_cmd *cmd)
 
 kagi_cli_cmd kagi_cmd_sim = {
     "sim", "simulate a QKD network: key pools, trusted relay, routing, demands",
-    "SCENARIO [--until DURATION] [--seed K] [--out DIR] [--serve [--listen ADDR:PORT] "
+    "SCENARIO [--until DURATION] [--seed K] [--out DIR] [--serve [ADDR:PORT] "
     "[--speed X] [--web DIR]]",
     "Reads a network from a YAML scenario (nodes, fibre links with their device\n"
     "models or measured rates, ground stations, satellites, demands, events;\n"

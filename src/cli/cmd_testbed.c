@@ -54,7 +54,7 @@ static kagi_cli_opt kagi__opts[] = {
     {"max-key", "BYTES", "stop each link's device after this much key (default: no limit)", 0,
      NULL},
     {"force", NULL, "wipe the testbed files a previous run left in DIR first", 0, NULL},
-    {"serve", NULL, "show the testbed on a live web dashboard (docs/dashboard.md): key written "
+    {"serve", "[ADDR:PORT]", "show the testbed on a live web dashboard (docs/dashboard.md): key written "
      "per link, pool levels the KMEs report to ETSI status calls", 0, NULL},
     KAGI_CLI_DASH_OPTS,
     {NULL, NULL, NULL, 0, NULL},
@@ -1261,7 +1261,7 @@ static int kagi__run(kagi_cli_cmd *cmd)
 kagi_cli_cmd kagi_cmd_testbed = {
     "testbed", "run a scenario's network as real KMEs on loopback, with simulated QKD links",
     "SCENARIO --dir DIR [--speedup X] [--block-bytes N] [--max-key BYTES] [--force] "
-    "[--serve [--listen ADDR:PORT] [--web DIR]]",
+    "[--serve [ADDR:PORT] [--web DIR]]",
     "Starts one KME daemon (kagi kme) per node of the scenario on a free\n"
     "127.0.0.1 port, with a throwaway PKI (a CA, a certificate per KME, per SAE\n"
     "of the scenario's saes: and for an outsider no KME lists), and acts as the\n"

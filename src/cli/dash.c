@@ -18,7 +18,13 @@ int kagi_cli_dash_start(const kagi_cli_cmd *cmd, kagi_serve_api_fn api, void *ct
     }
     kagi_serve_opts o;
     memset(&o, 0, sizeof o);
-    o.listen = kagi_cli_get(cmd, "listen");
+    /* --serve ADDR:PORT, or --serve with --listen ADDR:PORT */
+    const char *serve = kagi_cli_get(cmd, "serve"), *listen = kagi_cli_get(cmd, "listen");
+    if (serve && serve[0] && listen) {
+        fprintf(stderr, "kagi %s: give the address once: --serve %s or --listen %s\n", cmd->name, serve, listen);
+        return KAGI_EXIT_USAGE;
+    }
+    o.listen = serve && serve[0] ? serve : listen;
     o.web_dir = web;
     o.api = api;
     o.api_ctx = ctx;

@@ -67,6 +67,19 @@ int kagi_cli_parse(kagi_cli_cmd *cmd, int argc, char **argv)
             o->value = "1";
             continue;
         }
+        if (o->arg[0] == '[') {
+            /* an optional HOST:PORT: "--serve", "--serve=ADDR:PORT" or
+               "--serve ADDR:PORT" (a next word with a colon, not an option) */
+            if (eq) {
+                if (!eq[1]) return kagi_cli_usage_error(cmd, "option '--%s=' needs a value", o->name);
+                o->value = eq + 1;
+            } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 && strchr(argv[i + 1], ':')) {
+                o->value = argv[++i];
+            } else {
+                o->value = "";
+            }
+            continue;
+        }
         if (eq) {
             o->value = eq + 1;
         } else {
