@@ -58,7 +58,7 @@ check "zero-error pair distils to identical keys" cmp -s "$T/k0a" "$T/k0b"
 # Reconcile alone: Bob's corrected key equals Alice's.
 "$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --out "$T/bc" > /dev/null
 check "reconcile output equals Alice's key" cmp -s "$T/bc" "$T/a"
-expect_fail "reconcile unknown method" 2 "unknown method 'ldpc'" "" -- "$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --method ldpc
+expect_fail "reconcile unknown method" 2 "unknown method 'frob'" "" -- "$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --method frob
 
 # Two processes over TCP with a pre-shared authentication key.
 head -c 65536 /dev/urandom > "$T/auth-a"; cp "$T/auth-a" "$T/auth-b"

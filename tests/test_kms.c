@@ -164,6 +164,7 @@ static void test_two_ends_agree_on_keys_by_position(void)
     pb.put = tb.material;
     ASSERT_OK(kagi_store_run(B, &pb));
     ASSERT_EQ(pb.result, KAGI_STORE_DONE);
+    kagi_store_op_clear(&pb);
     ASSERT_OK(kagi_store_run(B, &pb)); /* the same key_IDs again */
     ASSERT_EQ(pb.result, KAGI_STORE_BAD_ID);
     ASSERT_EQ(fetch(B, "SAE_A", "SAE_B", (const uint8_t(*)[16])ids, 2, &fb), KAGI_STORE_DONE);

@@ -478,9 +478,79 @@ static void bad_arguments_are_errors(void)
     ASSERT_EQ(kagi_ldpc_rate_for(0.095, 1.1), 50);
 }
 
+/* kagi_ldpc_fit: frames cover the key, a short key gets a short frame,
+ * the same arguments give the same code and plan; the stats count the
+ * errors corrected (the pair's flips are the oracle) and the iterations. */
+static void fit_covers_the_key_and_stats_count_the_corrections(void)
+{
+    size_t sizes[] = {20000, 150000, 1500000};
+    for (size_t k = 0; k < 3; k++) {
+        kagi_ldpc_code *c, *c2;
+        kagi_ldpc_plan *pl, *pl2;
+        ASSERT_OK(kagi_ldpc_fit(sizes[k], 0.03, 1.22, 0, 1, 9, &c, &pl));
+        ASSERT_OK(kagi_ldpc_fit(sizes[k], 0.03, 1.22, 0, 1, 9, &c2, &pl2));
+        kagi_ldpc_code_info ci, ci2;
+        kagi_ldpc_plan_info pi, pi2;
+        kagi_ldpc_code_get_info(c, &ci);
+        kagi_ldpc_code_get_info(c2, &ci2);
+        kagi_ldpc_plan_get_info(pl, &pi);
+        kagi_ldpc_plan_get_info(pl2, &pi2);
+        ASSERT_EQ(ci.checksum, ci2.checksum);
+        ASSERT_EQ(pi.n_key, pi2.n_key);
+        ASSERT_EQ(pi.punctured, pi2.punctured);
+        size_t frames = (sizes[k] + pi.n_key - 1) / pi.n_key;
+        ASSERT_TRUE(frames * pi.n_key >= sizes[k]);
+        ASSERT_TRUE(ci.z <= 8192);
+        /* A lifting factor 64 smaller would not cover the key in as many
+         * frames (unless the frame is already the largest or the smallest). */
+        if (ci.z < 8192 && ci.z > 64) {
+            kagi_ldpc_code *c3;
+            kagi_ldpc_plan *pl3;
+            kagi_ldpc_plan_info pi3;
+            ASSERT_OK(kagi_ldpc_code_new(&c3, ci.rate_pct, ci.z - 64, 1));
+            ASSERT_OK(kagi_ldpc_plan_new(&pl3, c3, 0.03, 1.22, 9));
+            kagi_ldpc_plan_get_info(pl3, &pi3);
+            ASSERT_TRUE(frames * pi3.n_key < sizes[k]);
+            kagi_ldpc_plan_free(pl3);
+            kagi_ldpc_code_free(c3);
+        }
+        printf("     %zu bits: rate %u, z %u, %zu frames of %zu key bits\n", sizes[k], ci.rate_pct,
+               ci.z, frames, pi.n_key);
+        if (k == 1) {
+            kagi_rng r;
+            kagi_rng_seed(&r, 77);
+            kagi_bits *a, *b;
+            size_t e = make_pair(&r, sizes[k], 0.03, &a, &b);
+            kagi_ldpc_params p = {.qber = 0.03, .f_start = 1.22, .seed = 9};
+            kagi_ldpc_stats st;
+            ASSERT_OK(kagi_ldpc_reconcile_plan(pl, a, b, &p, &st));
+            ASSERT_EQ(kagi_bits_hamming(a->w, b->w, a->n), 0);
+            ASSERT_EQ(st.corrected, e);
+            ASSERT_EQ(st.frames, frames);
+            ASSERT_EQ(st.rate_pct, ci.rate_pct);
+            ASSERT_EQ(st.z, ci.z);
+            ASSERT_EQ(st.frame_key_bits, pi.n_key);
+            ASSERT_TRUE(st.iter_max > 0 && st.iter_max <= st.iterations);
+            ASSERT_TRUE((double)st.iter_max * (double)st.frames >= (double)st.iterations);
+            kagi_bits_free(a);
+            kagi_bits_free(b);
+        }
+        kagi_ldpc_plan_free(pl);
+        kagi_ldpc_plan_free(pl2);
+        kagi_ldpc_code_free(c);
+        kagi_ldpc_code_free(c2);
+    }
+    kagi_ldpc_code *c = NULL;
+    kagi_ldpc_plan *pl = NULL;
+    ASSERT_EQ(kagi_ldpc_fit(0, 0.03, 1.22, 0, 1, 9, &c, &pl), KAGI_ERR_ARG);
+    ASSERT_EQ(kagi_ldpc_fit(1000, 0.03, 1.22, 100, 1, 9, &c, &pl), KAGI_ERR_ARG);
+    ASSERT_TRUE(c == NULL && pl == NULL);
+}
+
 T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_checksums),
        T(syndrome_matches_the_definition), T(random_keys_reconcile_at_every_rate),
        T(million_bit_frame_at_2_percent_stays_below_f_1_26),
        T(leak_is_syndrome_minus_punctured_plus_revealed),
        T(puncturing_and_shortening_keep_the_counts), T(undecodable_frames_are_reported),
-       T(avx2_and_scalar_decoders_agree_bit_for_bit), T(bad_arguments_are_errors))
+       T(avx2_and_scalar_decoders_agree_bit_for_bit), T(bad_arguments_are_errors),
+       T(fit_covers_the_key_and_stats_count_the_corrections))

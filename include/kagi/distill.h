@@ -7,11 +7,15 @@
  *      would leave nothing (kagi_finite_key_bb84): both stop, KAGI_ERR_NOKEY.
  *      In decoy-state mode (below) the estimate comes from the test basis
  *      instead and this stage only checks that key can come out.
- *   2. reconciliation by Cascade (kagi/cascade.h), Bob correcting;
+ *   2. reconciliation, Bob correcting: by Cascade (kagi/cascade.h), or by
+ *      LDPC syndromes with blind reveals (kagi/ldpc.h, docs/ldpc.md); an
+ *      LDPC frame still undecoded after its reveals fails the whole run
+ *      with KAGI_ERR_RECONCILE (after the exchange is authenticated);
  *   3. verification: Alice sends a random hash key and her tag; a mismatch
  *      aborts both with KAGI_ERR_VERIFY;
  *   4. final length from the finite-key bound with the leak actually
- *      disclosed (Cascade parities plus the verification tag);
+ *      disclosed (Cascade parities, or LDPC syndrome bits minus punctured
+ *      bits plus revealed bits; plus the verification tag);
  *   5. privacy amplification by Toeplitz hashing with a fresh public seed.
  * The parties write nothing on failure; on success each holds final_bits
  * identical bits. */
@@ -24,15 +28,26 @@
 #include "kagi/bits.h"
 #include "kagi/cascade.h"
 #include "kagi/channel.h"
+#include "kagi/ldpc.h"
 
 #define KAGI_EPS_SEC_DEFAULT 1e-10
 #define KAGI_EPS_COR_DEFAULT 1e-15
+
+/* Reconciliation methods. */
+enum { KAGI_RECONCILE_CASCADE = 0, KAGI_RECONCILE_LDPC = 1 };
 
 typedef struct kagi_distill_params {
     double eps_sec;       /* secrecy; 0: KAGI_EPS_SEC_DEFAULT */
     double eps_cor;       /* correctness; 0: KAGI_EPS_COR_DEFAULT */
     size_t sample_bits;   /* 0: kagi_sample_size_default(n) */
+    int method;           /* KAGI_RECONCILE_*; both parties must agree */
     kagi_cascade_params cascade; /* qber is set from the estimate */
+    /* LDPC: qber is set by the pipeline (the estimate, clamped to
+     * [0.001, 0.11]). f_start (0: 1.22 here), f_step, max_rounds, seed (of
+     * the public punctured positions) and z_max must be the same on both
+     * sides (Bob checks Alice's setup); iter_first, iter_round, threads,
+     * impl and alpha16 are Bob's alone. */
+    kagi_ldpc_params ldpc;
     /* Decoy-state mode, for a key sifted from raw detections (kagi/sift.h):
      * no sample is drawn (sample_bits must be 0); the secrecy comes from
      * the test basis through kagi_decoy_bound_lim, and the final length is
@@ -48,7 +63,12 @@ typedef struct kagi_distill_report {
     size_t sifted_bits, sample_bits, sample_errors;
     double qber, qber_upper;  /* sample estimate and its bound */
     size_t reconciled_bits;   /* sifted minus sample */
-    kagi_cascade_stats cascade;
+    int method;               /* KAGI_RECONCILE_* */
+    kagi_cascade_stats cascade; /* method CASCADE */
+    kagi_ldpc_stats ldpc;     /* method LDPC: leak_bits counted by this party from the
+                                 bits it sent or received (and checked equal to the other's);
+                                 iterations, iter_max and corrected are Bob's */
+    size_t leak_bits;         /* reconciliation leak used for the final length */
     double efficiency;        /* leak / (reconciled * h(qber)), qber of the corrected errors */
     int verify_ok;
     unsigned verify_tag_bits;

@@ -152,7 +152,21 @@ typedef struct kagi_ldpc_frame_stats {
 } kagi_ldpc_frame_stats;
 void kagi_ldpc_bob_stats(const kagi_ldpc_bob *b, kagi_ldpc_frame_stats *out) KAGI_NONNULL(1, 2);
 
-/* ---- a whole key, both parties in this process ---- */
+/* ---- a whole key ---- */
+
+/* Code and plan for a key of nbits bits at qber and first efficiency
+ * f_start: the mother rate of kagi_ldpc_rate_for, frames of at most
+ * 128 z_max bits (z_max 0: 8192, ~10^6 bits), and for a key shorter than
+ * the frames needed, the smallest lifting factor whose frames still cover
+ * the key in as many frames (so a short key is not coded in a frame mostly
+ * zero, which would disclose m - p bits for few key bits). Deterministic:
+ * both parties get the same code and plan from the same arguments. *code
+ * and *plan are freed by the caller (plan first). */
+int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uint64_t code_seed,
+                  uint64_t plan_seed, kagi_ldpc_code **code, kagi_ldpc_plan **plan)
+    KAGI_NODISCARD KAGI_NONNULL(7, 8);
+
+/* ---- both parties in this process ---- */
 typedef struct kagi_ldpc_params {
     double qber;            /* estimated QBER, (0, 0.11] (required) */
     double f_start;         /* first attempt's efficiency (0: 1.2) */
@@ -164,6 +178,8 @@ typedef struct kagi_ldpc_params {
     int impl;               /* KAGI_LDPC_IMPL_* */
     unsigned alpha16;       /* 0: per-rate default */
     uint64_t seed;          /* public seed of the punctured positions */
+    uint32_t z_max;         /* over a channel (kagi_distill): frames of at most
+                               128 z_max bits, see kagi_ldpc_fit (0: 8192) */
 } kagi_ldpc_params;
 
 typedef struct kagi_ldpc_stats {
@@ -172,10 +188,18 @@ typedef struct kagi_ldpc_stats {
     size_t leak_bits;       /* syndrome leak + revealed bits, all frames */
     size_t syndrome_bits;   /* m per frame, sent */
     size_t revealed_bits;
-    size_t messages;        /* Alice's: 1 syndrome + 1 per reveal, all frames */
+    size_t messages;        /* kagi_ldpc_reconcile: Alice's, 1 syndrome + 1 per reveal
+                               per frame; over a channel (kagi_distill): the LDPC
+                               messages both ways (docs/ldpc.md, "Wire format") */
     size_t iterations;      /* decoder iterations, all frames */
     size_t punctured, shortened; /* per frame, from the plan */
     double efficiency;      /* leak / (key_bits h(qber)) */
+    unsigned iter_max;      /* most iterations one frame took */
+    unsigned rate_pct;      /* mother rate of the code */
+    uint32_t z;             /* its lifting factor: frames of 128 z bits */
+    size_t frame_key_bits;  /* key bits per frame (n_key of the plan) */
+    size_t round_trips;     /* over a channel: reveal rounds (Bob asks, Alice answers) */
+    size_t corrected;       /* bits Bob flipped (decoded frames only) */
 } kagi_ldpc_stats;
 
 /* Reconcile bob to alice frame by frame with code c (its rate from

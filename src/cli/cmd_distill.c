@@ -23,6 +23,8 @@ static kagi_cli_opt kagi__opts[] = {
     {"eps-sec", "E", "secrecy parameter (default 1e-10)", 0, NULL},
     {"eps-cor", "E", "correctness parameter (default 1e-15)", 0, NULL},
     {"sample-bits", "K", "bits disclosed for estimation (default ~7 N^(2/3))", 0, NULL},
+    {"method", "NAME", "reconciliation: cascade (default) or ldpc (one syndrome message per "
+                       "batch of frames, blind reveals; docs/ldpc.md)", 0, NULL},
     {"role", "alice|bob", "run one party only, over TCP", 0, NULL},
     {"listen", "HOST:PORT", "with --role: wait for the peer here", 0, NULL},
     {"connect", "HOST:PORT", "with --role: connect to the peer here", 0, NULL},
@@ -34,22 +36,53 @@ static kagi_cli_opt kagi__opts[] = {
 
 static double kagi__mbps(size_t bits, double s) { return s > 0 ? (double)bits / s / 1e6 : 0; }
 
+/* The LDPC figures of the report, as JSON fields (each followed by ", ")
+ * or as indented text lines. */
+static void kagi__print_ldpc(const kagi_ldpc_stats *l, int json)
+{
+    double fer = l->frames ? (double)l->failed_frames / (double)l->frames : 0;
+    double im = l->frames ? (double)l->iterations / (double)l->frames : 0;
+    if (json) {
+        printf("\"frames\": %zu, \"failed_frames\": %zu, \"frame_error_rate\": %.6g, "
+               "\"rate\": %.2f, \"frame_bits\": %zu, \"frame_key_bits\": %zu, "
+               "\"syndrome_bits\": %zu, \"punctured_bits\": %zu, \"revealed_bits\": %zu, "
+               "\"iterations_mean\": %.2f, \"iterations_max\": %u, \"messages\": %zu, ",
+               l->frames, l->failed_frames, fer, l->rate_pct / 100.0, (size_t)128 * l->z,
+               l->frame_key_bits, l->syndrome_bits, l->frames * l->punctured, l->revealed_bits, im,
+               l->iter_max, l->messages);
+        return;
+    }
+    printf("  LDPC: %zu frames of %zu bits (rate %.2f, %zu key bits, %zu punctured, %zu "
+           "shortened), %zu failed (FER %.3g)\n", l->frames, (size_t)128 * l->z,
+           l->rate_pct / 100.0, l->frame_key_bits, l->punctured, l->shortened, l->failed_frames,
+           fer);
+    printf("  leak = %zu syndrome bits - %zu punctured + %zu revealed = %zu bits; iterations "
+           "mean %.1f, max %u; %zu messages\n", l->syndrome_bits, l->frames * l->punctured,
+           l->revealed_bits, l->leak_bits, im, l->iter_max, l->messages);
+}
+
 /* head: JSON fields to put first (each followed by ", "), or "". */
 static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, int ok,
                         const char *head)
 {
     const char *stage[4] = {"estimate", "reconcile", "verify", "amplify"};
     size_t sbits[4] = {r->sifted_bits, r->reconciled_bits, r->reconciled_bits, r->reconciled_bits};
+    int ldpc = r->method == KAGI_RECONCILE_LDPC;
+    size_t corrected = ldpc ? r->ldpc.corrected : r->cascade.corrected;
+    size_t trips = ldpc ? r->ldpc.round_trips : r->cascade.channel_uses;
     if (kagi_cli_flag(cmd, "json")) {
         printf("{%s\"sifted_bits\": %zu, \"sample_bits\": %zu, \"sample_errors\": %zu, "
-               "\"qber\": %.6f, \"qber_upper\": %.6f, \"reconcile\": {\"bits\": %zu, "
+               "\"qber\": %.6f, \"qber_upper\": %.6f, \"reconcile\": {\"method\": \"%s\", ",
+               head, r->sifted_bits, r->sample_bits, r->sample_errors, r->qber, r->qber_upper,
+               ldpc ? "ldpc" : "cascade");
+        if (ldpc) kagi__print_ldpc(&r->ldpc, 1);
+        printf("\"bits\": %zu, "
                "\"leak_bits\": %zu, \"errors_corrected\": %zu, \"efficiency\": %.4f, "
                "\"channel_uses\": %zu}, \"verify\": {\"ok\": %s, \"tag_bits\": %u, "
                "\"eps_cor\": %.3g}, \"auth_bits_consumed\": %zu, \"final_bits\": %zu, "
                "\"net_bits\": %lld, \"throughput_mbps\": {",
-               head, r->sifted_bits, r->sample_bits, r->sample_errors, r->qber, r->qber_upper,
-               r->reconciled_bits, r->cascade.leak_bits, r->cascade.corrected, r->efficiency,
-               r->cascade.channel_uses, r->verify_ok ? "true" : "false", r->verify_tag_bits,
+               r->reconciled_bits, r->leak_bits, corrected, r->efficiency,
+               trips, r->verify_ok ? "true" : "false", r->verify_tag_bits,
                r->eps_cor, r->auth_bits_consumed, ok ? r->final_bits : 0,
                (long long)(ok ? r->final_bits : 0) - (long long)r->auth_bits_consumed);
         for (int i = 0; i < 4; i++)
@@ -59,9 +92,10 @@ static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, i
     }
     printf("sifted %zu bits, sample %zu bits with %zu errors: QBER %.3f%% (upper bound %.3f%%)\n",
            r->sifted_bits, r->sample_bits, r->sample_errors, 100 * r->qber, 100 * r->qber_upper);
-    printf("reconciled %zu bits: %zu errors corrected, %zu parity bits disclosed, f = %.4f, "
-           "%zu round trips\n", r->reconciled_bits, r->cascade.corrected, r->cascade.leak_bits,
-           r->efficiency, r->cascade.channel_uses);
+    printf("reconciled %zu bits%s: %zu errors corrected, %zu %s disclosed, f = %.4f, "
+           "%zu round trips\n", r->reconciled_bits, ldpc ? " by LDPC" : "", corrected,
+           r->leak_bits, ldpc ? "bits" : "parity bits", r->efficiency, trips);
+    if (ldpc) kagi__print_ldpc(&r->ldpc, 0);
     printf("verified with a %u-bit tag (eps_cor %.2g): %s\n", r->verify_tag_bits, r->eps_cor,
            r->verify_ok ? "keys equal" : "MISMATCH");
     printf("authentication: %zu secret bits spent on message tags\n", r->auth_bits_consumed);
@@ -78,6 +112,15 @@ static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, i
         printf(" %s %.1f Mbit/s%s", stage[i], kagi__mbps(sbits[i], r->seconds[i]), i < 3 ? "," : "\n");
 }
 
+static int kagi__method(kagi_cli_cmd *cmd, kagi_distill_params *p)
+{
+    const char *m = kagi_cli_get(cmd, "method");
+    if (!m || strcmp(m, "cascade") == 0) p->method = KAGI_RECONCILE_CASCADE;
+    else if (strcmp(m, "ldpc") == 0) p->method = KAGI_RECONCILE_LDPC;
+    else return kagi_cli_usage_error(cmd, "--method: unknown method '%s' (known: cascade, ldpc)", m);
+    return KAGI_EXIT_OK;
+}
+
 static int kagi__params(kagi_cli_cmd *cmd, kagi_distill_params *p, size_t *n)
 {
     int rc;
@@ -87,7 +130,8 @@ static int kagi__params(kagi_cli_cmd *cmd, kagi_distill_params *p, size_t *n)
     if ((rc = kagi_cli_size(cmd, "bits", 1, n)) ||
         (rc = kagi_cli_double(cmd, "eps-sec", 0, 1, &p->eps_sec)) ||
         (rc = kagi_cli_double(cmd, "eps-cor", 0, 1, &p->eps_cor)) ||
-        (rc = kagi_cli_size(cmd, "sample-bits", 1, &p->sample_bits)))
+        (rc = kagi_cli_size(cmd, "sample-bits", 1, &p->sample_bits)) ||
+        (rc = kagi__method(cmd, p)))
         return rc;
     if (p->sample_bits && p->sample_bits >= *n)
         return kagi_cli_usage_error(cmd, "--sample-bits %zu must be below --bits %zu",
@@ -277,7 +321,7 @@ static int kagi__raw(kagi_cli_cmd *cmd)
         return kagi_cli_usage_error(cmd, "--sample-bits does not go with --raw: the test basis "
                                          "is the sample");
     if ((rc = kagi_cli_double(cmd, "eps-sec", 0, 1, &p.eps_sec)) ||
-        (rc = kagi_cli_double(cmd, "eps-cor", 0, 1, &p.eps_cor)))
+        (rc = kagi_cli_double(cmd, "eps-cor", 0, 1, &p.eps_cor)) || (rc = kagi__method(cmd, &p)))
         return rc;
     if (!p.eps_sec) p.eps_sec = KAGI_EPS_SEC_DEFAULT; /* the bound needs them now */
     if (!p.eps_cor) p.eps_cor = KAGI_EPS_COR_DEFAULT;
@@ -320,7 +364,8 @@ static int kagi__run(kagi_cli_cmd *cmd)
 
 kagi_cli_cmd kagi_cmd_distill = {
     "distill", "the whole pipeline: estimate, reconcile, verify, amplify",
-    "--alice A --bob B --bits N --out-alice FA --out-bob FB [--eps-sec E] [--eps-cor E] [--json]\n"
+    "--alice A --bob B --bits N --out-alice FA --out-bob FB [--method cascade|ldpc]\n"
+    "                    [--eps-sec E] [--eps-cor E] [--json]\n"
     "       kagi distill --raw --alice RA --bob RB --out-alice FA --out-bob FB [...]\n"
     "       kagi distill --role alice|bob --listen|--connect HOST:PORT --auth-key F\n"
     "                    --alice A --out-alice FA | --bob B --out-bob FB --bits N [...]",
@@ -334,6 +379,10 @@ kagi_cli_cmd kagi_cmd_distill = {
     "docs/raw-format.md): they are sifted, the test basis bounds the phase\n"
     "error with two decoy states (Lim et al. 2014, docs/keyrate.md), and the\n"
     "key-basis bits are distilled with that bound as the final length.\n"
-    "Exit 3 with no key file when the QBER leaves no key, verification\n"
-    "fails or a message fails authentication.",
+    "--method ldpc reconciles with rate-adaptive LDPC codes (frames of up to\n"
+    "2^20 bits, one syndrome message per batch of frames, blind reveals for\n"
+    "frames Bob cannot decode); a frame still undecoded after its reveals\n"
+    "fails the run (docs/ldpc.md).\n"
+    "Exit 3 with no key file when the QBER leaves no key, reconciliation or\n"
+    "verification fails or a message fails authentication.",
     kagi__opts, kagi__run};

@@ -34,7 +34,8 @@ typedef struct kagi__queue {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     kagi__msg *head, *tail;
-    int closed, refs;
+    _Atomic int closed; /* read without the lock while spinning */
+    int refs;
     _Atomic size_t pushed; /* read without the lock while spinning */
 } kagi__queue;
 

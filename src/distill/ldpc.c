@@ -751,6 +751,77 @@ void kagi_ldpc_bob_stats(const kagi_ldpc_bob *b, kagi_ldpc_frame_stats *o)
 
 /* --------------------------------------------------------- whole keys */
 
+/* Bits of key range [off, off + nb) that differ between a and b (b may be
+ * written by other threads outside the range: only its words are read,
+ * under the caller's lock or after the writers are done). */
+size_t kagi__frame_diff(const kagi_ldpc_plan *p, const uint64_t *a, const uint64_t *b, size_t off,
+                        size_t nb)
+{
+    (void)p;
+    size_t d = 0;
+    while (nb) {
+        size_t k = nb < 64 ? nb : 64;
+        d += (size_t)__builtin_popcountll(kagi__get_bits(a, off, k) ^ kagi__get_bits(b, off, k));
+        off += k;
+        nb -= k;
+    }
+    return d;
+}
+
+int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uint64_t code_seed,
+                  uint64_t plan_seed, kagi_ldpc_code **code, kagi_ldpc_plan **plan)
+{
+    *code = NULL;
+    *plan = NULL;
+    if (z_max == 0) z_max = 8192;
+    KAGI__FAIL_IF(nbits == 0, KAGI_ERR_ARG, "ldpc: empty key");
+    KAGI__FAIL_IF(z_max < 64 || z_max > 65536 || z_max % 64, KAGI_ERR_ARG,
+                  "ldpc: largest lifting factor %u is not a multiple of 64 in [64, 65536]", z_max);
+    unsigned rate = kagi_ldpc_rate_for(qber, f_start);
+    kagi_ldpc_code *c = NULL;
+    kagi_ldpc_plan *pl = NULL;
+    KAGI__TRY(kagi_ldpc_code_new(&c, rate, z_max, code_seed));
+    int rc = kagi_ldpc_plan_new(&pl, c, qber, f_start, plan_seed);
+    if (rc) {
+        kagi_ldpc_code_free(c);
+        return rc;
+    }
+    size_t frames = (nbits + pl->n_key - 1) / pl->n_key;
+    /* Key bits per unit of z at z_max; try the z that covers the key in
+     * as many frames, growing by 64 until the plan's n_key does. */
+    double per_z = (double)pl->n_key / z_max;
+    double zf = ceil((double)nbits / (double)frames / per_z / 64.0) * 64.0;
+    uint32_t z = zf < 64 ? 64 : zf > z_max ? z_max : (uint32_t)zf;
+    while (z < z_max) {
+        kagi_ldpc_code *c2 = NULL;
+        kagi_ldpc_plan *p2 = NULL;
+        rc = kagi_ldpc_code_new(&c2, rate, z, code_seed);
+        if (!rc) rc = kagi_ldpc_plan_new(&p2, c2, qber, f_start, plan_seed);
+        if (rc) {
+            kagi_ldpc_code_free(c2);
+            break;
+        }
+        if (p2->n_key * frames >= nbits) {
+            kagi_ldpc_plan_free(pl);
+            kagi_ldpc_code_free(c);
+            c = c2;
+            pl = p2;
+            break;
+        }
+        kagi_ldpc_plan_free(p2);
+        kagi_ldpc_code_free(c2);
+        z += 64;
+    }
+    if (rc) {
+        kagi_ldpc_plan_free(pl);
+        kagi_ldpc_code_free(c);
+        return rc;
+    }
+    *code = c;
+    *plan = pl;
+    return KAGI_OK;
+}
+
 typedef struct {
     const kagi_ldpc_plan *plan;
     const kagi_ldpc_params *pr;
@@ -798,12 +869,14 @@ static void *kagi__ldpc_worker(void *arg)
         st.iterations += fs.iterations;
         st.messages += msgs;
         st.syndrome_bits += p->m;
+        if (fs.iterations > st.iter_max) st.iter_max = fs.iterations;
         if (drc) {
             st.failed_frames++;
             continue;
         }
         pthread_mutex_lock(&J->mu);
         kagi_ldpc_bob_result(B, J->out, off);
+        st.corrected += kagi__frame_diff(p, J->kb, J->out, off, nb);
         pthread_mutex_unlock(&J->mu);
     }
     if (syn) kagi__wipe(syn, KAGI_WORDS(p->m) * 8);
@@ -820,6 +893,8 @@ static void *kagi__ldpc_worker(void *arg)
     J->st.iterations += st.iterations;
     J->st.messages += st.messages;
     J->st.syndrome_bits += st.syndrome_bits;
+    J->st.corrected += st.corrected;
+    if (st.iter_max > J->st.iter_max) J->st.iter_max = st.iter_max;
     if (rc && !J->rc) J->rc = rc;
     pthread_mutex_unlock(&J->mu);
     return NULL;
@@ -863,6 +938,9 @@ int kagi_ldpc_reconcile_plan(const kagi_ldpc_plan *plan, const kagi_bits *alice,
     J.st.key_bits = alice->n;
     J.st.punctured = plan->punctured;
     J.st.shortened = plan->shortened;
+    J.st.rate_pct = plan->c->rate_pct;
+    J.st.z = plan->c->z;
+    J.st.frame_key_bits = plan->n_key;
     J.st.efficiency = (double)J.st.leak_bits / ((double)alice->n * kagi__h2(plan->qber));
     if (st) *st = J.st;
     if (J.rc) return J.rc;

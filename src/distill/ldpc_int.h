@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kagi/buf.h"
+#include "kagi/channel.h"
 #include "kagi/ldpc.h"
 
 /* LLRs are quantised as round(6 ln P0/P1); 127 marks a known bit, kept so
@@ -46,5 +48,25 @@ struct kagi_ldpc_plan {
 };
 
 unsigned kagi__ldpc_default_alpha(unsigned rate);
+/* Bits of key range [off, off + nb) where a and b differ. */
+size_t kagi__frame_diff(const kagi_ldpc_plan *p, const uint64_t *a, const uint64_t *b, size_t off,
+                        size_t nb);
+
+/* Defaults of kagi_ldpc_params (f_start 1.2, f_step 0.02, 20 rounds, 60
+ * and 40 iterations, 2 threads) filled in where 0. */
+void kagi__ldpc_params_resolve(kagi_ldpc_params *p);
+
+/* LDPC reconciliation over ch (ldpc_wire.c, docs/ldpc.md "Wire format"):
+ * Alice's key is read, Bob's corrected in place, frame by frame. qber (in
+ * (0, 0.11]) and the params must be the same on both sides. st gets this
+ * side's account: the leak counted from the bits this side sent (Alice)
+ * or received (Bob). Frames Bob could not decode after max_rounds reveals
+ * are left as they were and counted in st->failed_frames; the call still
+ * returns KAGI_OK, so that the exchange can be authenticated first. */
+int kagi__ldpc_wire_alice(kagi_channel *ch, const kagi_bits *key, double qber,
+                          const kagi_ldpc_params *p, kagi_buf *in, kagi_buf *out,
+                          kagi_ldpc_stats *st);
+int kagi__ldpc_wire_bob(kagi_channel *ch, kagi_bits *key, double qber, const kagi_ldpc_params *p,
+                        kagi_buf *in, kagi_buf *out, kagi_ldpc_stats *st);
 
 #endif

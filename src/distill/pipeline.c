@@ -1,5 +1,6 @@
-/* The distillation pipeline: estimation, Cascade, verification, final
- * length, Toeplitz amplification, as two parties over one channel. */
+/* The distillation pipeline: estimation, reconciliation (Cascade or
+ * LDPC), verification, final length, Toeplitz amplification, as two
+ * parties over one channel. */
 #include <pthread.h>
 #include <stdio.h>
 #include <math.h>
@@ -10,8 +11,9 @@
 #include "kagi/amplify.h"
 #include "kagi/distill.h"
 #include "kagi/estimate.h"
+#include "ldpc_int.h"
 
-#define KAGI__PIPE_VERSION 2u
+#define KAGI__PIPE_VERSION 3u /* 3: the hello carries the reconciliation method */
 #define KAGI__MAGIC 0x4947414bu /* "KAGI" */
 
 /* Seconds per stage from the times each stage started; the last ends now. */
@@ -57,6 +59,9 @@ static int kagi__resolve(const kagi_distill_params *in, kagi_distill_params *p, 
     KAGI__FAIL_IF(!(p->eps_cor > 0 && p->eps_cor < 1), KAGI_ERR_ARG,
                   "eps_cor %g is outside (0, 1)", p->eps_cor);
     KAGI__FAIL_IF(n < 64, KAGI_ERR_ARG, "a sifted key of %zu bits is too short to distill", n);
+    KAGI__FAIL_IF(p->method != KAGI_RECONCILE_CASCADE && p->method != KAGI_RECONCILE_LDPC,
+                  KAGI_ERR_ARG, "unknown reconciliation method %d", p->method);
+    kagi__ldpc_params_resolve(&p->ldpc);
     if (p->decoy) {
         KAGI__FAIL_IF(p->sample_bits, KAGI_ERR_ARG,
                       "decoy-state mode draws no sample, %zu sample bits asked", p->sample_bits);
@@ -144,7 +149,7 @@ static int kagi__final_length(kagi__party *P, size_t leak, size_t *len)
         double l = floor(P->p.decoy_length - (double)leak - r->verify_tag_bits);
         *len = l >= 1 ? (size_t)l : 0;
         KAGI__FAIL_IF(!*len, KAGI_ERR_NOKEY,
-                      "after disclosing %zu parity bits the decoy-state bound (%.0f bits) "
+                      "after disclosing %zu bits to reconcile the decoy-state bound (%.0f bits) "
                       "leaves no secret key; nothing written", leak, P->p.decoy_length);
         return KAGI_OK;
     }
@@ -155,7 +160,7 @@ static int kagi__final_length(kagi__party *P, size_t leak, size_t *len)
     KAGI__TRY(kagi_finite_key_bb84(&fi, &fo));
     *len = fo.length;
     KAGI__FAIL_IF(fo.length == 0, KAGI_ERR_NOKEY,
-                  "after disclosing %zu parity bits no secret key remains (QBER %.2f%%); "
+                  "after disclosing %zu bits to reconcile no secret key remains (QBER %.2f%%); "
                   "nothing written", leak, 100 * r->qber);
     return KAGI_OK;
 }
@@ -164,6 +169,7 @@ static void kagi__report_start(kagi_distill_report *r, const kagi_distill_params
 {
     memset(r, 0, sizeof *r);
     r->sifted_bits = n;
+    r->method = p->method;
     r->sample_bits = p->sample_bits;
     r->reconciled_bits = n - p->sample_bits;
 }
@@ -173,9 +179,12 @@ static void kagi__report_end(kagi__party *P)
     kagi_distill_report *r = P->r;
     r->auth_bits_consumed = kagi_channel_auth_bits(P->ch);
     r->messages = kagi_channel_messages(P->ch);
-    double qa = r->reconciled_bits ? (double)r->cascade.corrected / (double)r->reconciled_bits : 0;
+    int ldpc = r->method == KAGI_RECONCILE_LDPC;
+    size_t corrected = ldpc ? r->ldpc.corrected : r->cascade.corrected;
+    r->leak_bits = ldpc ? r->ldpc.leak_bits : r->cascade.leak_bits;
+    double qa = r->reconciled_bits ? (double)corrected / (double)r->reconciled_bits : 0;
     double h = kagi_h2(qa > 0 && qa < 0.5 ? qa : 0);
-    r->efficiency = h > 0 ? (double)r->cascade.leak_bits / ((double)r->reconciled_bits * h) : 0;
+    r->efficiency = h > 0 ? (double)r->leak_bits / ((double)r->reconciled_bits * h) : 0;
 }
 
 /* Drop the sample and keep the rest (all of it in decoy-state mode). */
@@ -248,6 +257,113 @@ static int kagi__bob_estimate(kagi__party *P, const kagi_bits *sifted)
     return kagi__qber_check(P);
 }
 
+/* The QBER an LDPC plan is made for: the estimate, within the range the
+ * codes are planned for (the reveals absorb the difference). */
+static double kagi__ldpc_qber(const kagi_distill_report *r)
+{
+    double q = r->qber;
+    return q < 1e-3 ? 1e-3 : q > 0.11 ? 0.11 : q;
+}
+
+/* A frame Bob could not decode: the run fails, both sides, once the
+ * exchange has been authenticated (Bob's verdict is tagged). */
+static int kagi__ldpc_undecoded(const kagi_ldpc_stats *st)
+{
+    KAGI__FAIL_IF(st->failed_frames, KAGI_ERR_RECONCILE,
+                  "LDPC: %zu of %zu frames could not be decoded after all reveals (the QBER may "
+                  "be far above the estimate); block discarded, nothing written",
+                  st->failed_frames, st->frames);
+    return KAGI_OK;
+}
+
+/* Bob's account of the LDPC exchange, in his verdict: it must match what
+ * Alice counted herself from the bits she sent. */
+static int kagi__alice_ldpc_verdict(kagi__party *P, kagi_rd *rd)
+{
+    kagi_ldpc_stats *st = &P->r->ldpc;
+    uint64_t leak = kagi_rd_u64(rd), corr = kagi_rd_u64(rd), trips = kagi_rd_u64(rd),
+             failed = kagi_rd_u64(rd), iters = kagi_rd_u64(rd), imax = kagi_rd_u64(rd);
+    KAGI__FAIL_IF(rd->err, KAGI_ERR_PROTO, "truncated verification answer");
+    KAGI__FAIL_IF(leak != st->leak_bits || failed != st->failed_frames ||
+                      trips != st->round_trips || corr > st->key_bits || imax > iters,
+                  KAGI_ERR_PROTO,
+                  "Bob's account of the LDPC exchange (%llu bits disclosed, %llu frames failed) "
+                  "differs from Alice's (%zu, %zu)", (unsigned long long)leak,
+                  (unsigned long long)failed, st->leak_bits, st->failed_frames);
+    st->corrected = (size_t)corr;
+    st->iterations = (size_t)iters;
+    st->iter_max = (unsigned)imax;
+    P->r->leak_bits = st->leak_bits;
+    return kagi__ldpc_undecoded(st);
+}
+
+/* Reconciliation, each method and party: Bob's key P->rest is corrected
+ * to Alice's. The exchanges run with deferred tags: hundreds of Cascade
+ * round trips (or the LDPC syndromes and reveals) are covered by one tag
+ * per direction on the verification messages instead of 128 key bits per
+ * message. Nothing depends on the exchange before those tags are checked. */
+static int kagi__alice_cascade(kagi__party *P)
+{
+    /* Reconciliation: answer Bob until he ends. */
+    kagi_cascade_alice *ca = NULL;
+    KAGI__TRY(kagi_cascade_alice_new(&ca, P->rest));
+    kagi_channel_defer_tags(P->ch, 1);
+    int rc = KAGI_OK, fin = 0;
+    while (!rc && !fin) {
+        rc = kagi_channel_recv(P->ch, &P->in);
+        if (!rc) rc = kagi_cascade_alice_handle(ca, P->in.p, P->in.len, &P->out, &fin);
+        if (!rc && !fin) rc = kagi__send(P);
+    }
+    kagi_channel_defer_tags(P->ch, 0);
+    kagi_cascade_alice_free(ca);
+    KAGI__TRY(kagi__cascade_failed(rc));
+    return KAGI_OK;
+}
+
+static int kagi__bob_cascade(kagi__party *P)
+{
+    /* Cascade needs a QBER above zero to size its blocks. */
+    kagi_cascade_params cp = P->p.cascade;
+    cp.qber = P->r->qber > 1e-3 ? P->r->qber : 1e-3;
+    KAGI__TRY(kagi_random_bytes(&cp.seed, sizeof cp.seed));
+    kagi_cascade_bob *cb = NULL;
+    KAGI__TRY(kagi_cascade_bob_new(&cb, P->rest, &cp));
+    int done = 0;
+    kagi_channel_defer_tags(P->ch, 1);
+    int rc = kagi_cascade_bob_start(cb, &P->out);
+    while (!rc) {
+        rc = kagi__send(P);
+        if (rc || done) break;
+        rc = kagi_channel_recv(P->ch, &P->in);
+        if (!rc) rc = kagi_cascade_bob_handle(cb, P->in.p, P->in.len, &P->out, &done);
+    }
+    kagi_channel_defer_tags(P->ch, 0);
+    if (!rc) kagi_cascade_bob_stats(cb, &P->r->cascade);
+    kagi_cascade_bob_free(cb);
+    KAGI__TRY(kagi__cascade_failed(rc));
+    P->r->leak_bits = P->r->cascade.leak_bits;
+    return KAGI_OK;
+}
+
+static int kagi__alice_ldpc(kagi__party *P)
+{
+    kagi_channel_defer_tags(P->ch, 1);
+    int rc = kagi__ldpc_wire_alice(P->ch, P->rest, kagi__ldpc_qber(P->r), &P->p.ldpc, &P->in,
+                                   &P->out, &P->r->ldpc);
+    kagi_channel_defer_tags(P->ch, 0);
+    return kagi__cascade_failed(rc);
+}
+
+static int kagi__bob_ldpc(kagi__party *P)
+{
+    kagi_channel_defer_tags(P->ch, 1);
+    int rc = kagi__ldpc_wire_bob(P->ch, P->rest, kagi__ldpc_qber(P->r), &P->p.ldpc, &P->in,
+                                 &P->out, &P->r->ldpc);
+    kagi_channel_defer_tags(P->ch, 0);
+    P->r->leak_bits = P->r->ldpc.leak_bits;
+    return kagi__cascade_failed(rc);
+}
+
 static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **final)
 {
     kagi_distill_report *r = P->r;
@@ -259,7 +375,7 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     uint32_t magic = kagi_rd_u32(&rd), ver = kagi_rd_u32(&rd);
     uint64_t n = kagi_rd_u64(&rd), es = kagi_rd_u64(&rd), ec = kagi_rd_u64(&rd),
              k = kagi_rd_u64(&rd), dm = kagi_rd_u64(&rd), dl = kagi_rd_u64(&rd),
-             dq = kagi_rd_u64(&rd);
+             dq = kagi_rd_u64(&rd), meth = kagi_rd_u64(&rd);
     KAGI__FAIL_IF(rd.err || magic != KAGI__MAGIC, KAGI_ERR_PROTO, "peer is not a kagi distiller");
     KAGI__FAIL_IF(ver != KAGI__PIPE_VERSION, KAGI_ERR_PROTO, "peer speaks version %u, not %u",
                   ver, KAGI__PIPE_VERSION);
@@ -271,24 +387,12 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     KAGI__FAIL_IF(dm != (uint64_t)P->p.decoy || dl != kagi__dbits(P->p.decoy_length) ||
                       dq != kagi__dbits(P->p.qber_hint),
                   KAGI_ERR_PROTO, "Alice and Bob were given different decoy-state estimates");
+    KAGI__FAIL_IF(meth != (uint64_t)P->p.method, KAGI_ERR_PROTO,
+                  "Bob reconciles by %s, Alice by %s", meth ? "LDPC" : "Cascade",
+                  P->p.method ? "LDPC" : "Cascade");
     KAGI__TRY(P->p.decoy ? kagi__decoy_start(P, sifted) : kagi__alice_estimate(P, sifted));
     double t1 = kagi__now();
-    /* Reconciliation: answer Bob until he ends. */
-    kagi_cascade_alice *ca = NULL;
-    KAGI__TRY(kagi_cascade_alice_new(&ca, P->rest));
-    /* Hundreds of round trips: one tag per direction at the end (on the
-     * verification messages) instead of 128 key bits per message. Nothing
-     * depends on the exchange before those tags are checked. */
-    kagi_channel_defer_tags(P->ch, 1);
-    int rc = KAGI_OK, fin = 0;
-    while (!rc && !fin) {
-        rc = kagi_channel_recv(P->ch, &P->in);
-        if (!rc) rc = kagi_cascade_alice_handle(ca, P->in.p, P->in.len, &P->out, &fin);
-        if (!rc && !fin) rc = kagi__send(P);
-    }
-    kagi_channel_defer_tags(P->ch, 0);
-    kagi_cascade_alice_free(ca);
-    KAGI__TRY(kagi__cascade_failed(rc));
+    KAGI__TRY(P->p.method == KAGI_RECONCILE_LDPC ? kagi__alice_ldpc(P) : kagi__alice_cascade(P));
     double t2 = kagi__now();
     /* Verification: a fresh public hash key and Alice's tag. */
     uint8_t hkey[16], tag[16];
@@ -305,12 +409,18 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
     kagi_rd_init(&rd, P->in.p, P->in.len);
     uint8_t ok = kagi_rd_u8(&rd);
-    /* Bob's account of the reconciliation: leak counted on his side, where
-     * parities of blocks holding no key bits (always 0) are left out. */
-    r->cascade.leak_bits = (size_t)kagi_rd_u64(&rd);
-    r->cascade.corrected = (size_t)kagi_rd_u64(&rd);
-    r->cascade.channel_uses = (size_t)kagi_rd_u64(&rd);
-    KAGI__FAIL_IF(rd.err, KAGI_ERR_PROTO, "truncated verification answer");
+    if (P->p.method == KAGI_RECONCILE_LDPC) {
+        KAGI__TRY(kagi__alice_ldpc_verdict(P, &rd));
+    } else {
+        /* Bob's account of the reconciliation: leak counted on his side,
+         * where parities of blocks holding no key bits (always 0) are left
+         * out. */
+        r->cascade.leak_bits = (size_t)kagi_rd_u64(&rd);
+        r->cascade.corrected = (size_t)kagi_rd_u64(&rd);
+        r->cascade.channel_uses = (size_t)kagi_rd_u64(&rd);
+        KAGI__FAIL_IF(rd.err, KAGI_ERR_PROTO, "truncated verification answer");
+        r->leak_bits = r->cascade.leak_bits;
+    }
     r->verify_ok = ok == 1;
     KAGI__FAIL_IF(!r->verify_ok, KAGI_ERR_VERIFY,
                   "verification failed: Bob's corrected key differs from Alice's; block discarded, "
@@ -318,7 +428,7 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     double t3 = kagi__now();
     /* Final length and amplification, decided by Alice. */
     size_t m;
-    KAGI__TRY(kagi__final_length(P, r->cascade.leak_bits, &m));
+    KAGI__TRY(kagi__final_length(P, r->leak_bits, &m));
     KAGI__TRY(kagi_bits_new(&P->seed, P->rest->n + m - 1));
     KAGI__TRY(kagi_bits_random(P->seed));
     kagi_buf_u64(&P->out, m);
@@ -345,28 +455,11 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     kagi_buf_u64(&P->out, (uint64_t)P->p.decoy);
     kagi_buf_u64(&P->out, kagi__dbits(P->p.decoy_length));
     kagi_buf_u64(&P->out, kagi__dbits(P->p.qber_hint));
+    kagi_buf_u64(&P->out, (uint64_t)P->p.method);
     KAGI__TRY(kagi__send(P));
     KAGI__TRY(P->p.decoy ? kagi__decoy_start(P, sifted) : kagi__bob_estimate(P, sifted));
     double t1 = kagi__now();
-    /* Cascade needs a QBER above zero to size its blocks. */
-    kagi_cascade_params cp = P->p.cascade;
-    cp.qber = r->qber > 1e-3 ? r->qber : 1e-3;
-    KAGI__TRY(kagi_random_bytes(&cp.seed, sizeof cp.seed));
-    kagi_cascade_bob *cb = NULL;
-    KAGI__TRY(kagi_cascade_bob_new(&cb, P->rest, &cp));
-    int done = 0;
-    kagi_channel_defer_tags(P->ch, 1); /* see Alice's side */
-    int rc = kagi_cascade_bob_start(cb, &P->out);
-    while (!rc) {
-        rc = kagi__send(P);
-        if (rc || done) break;
-        rc = kagi_channel_recv(P->ch, &P->in);
-        if (!rc) rc = kagi_cascade_bob_handle(cb, P->in.p, P->in.len, &P->out, &done);
-    }
-    kagi_channel_defer_tags(P->ch, 0);
-    if (!rc) kagi_cascade_bob_stats(cb, &r->cascade);
-    kagi_cascade_bob_free(cb);
-    KAGI__TRY(kagi__cascade_failed(rc));
+    KAGI__TRY(P->p.method == KAGI_RECONCILE_LDPC ? kagi__bob_ldpc(P) : kagi__bob_cascade(P));
     double t2 = kagi__now();
     KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
     kagi_rd_init(&rd, P->in.p, P->in.len);
@@ -382,10 +475,20 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     KAGI__TRY(kagi_verify_tag(P->rest->w, P->rest->n, hkey, tb, tag));
     r->verify_ok = kagi_ct_equal(tag, theirtag, 16);
     kagi_buf_u8(&P->out, (uint8_t)r->verify_ok);
-    kagi_buf_u64(&P->out, r->cascade.leak_bits);
-    kagi_buf_u64(&P->out, r->cascade.corrected);
-    kagi_buf_u64(&P->out, r->cascade.channel_uses);
+    if (P->p.method == KAGI_RECONCILE_LDPC) {
+        kagi_buf_u64(&P->out, r->ldpc.leak_bits);
+        kagi_buf_u64(&P->out, r->ldpc.corrected);
+        kagi_buf_u64(&P->out, r->ldpc.round_trips);
+        kagi_buf_u64(&P->out, r->ldpc.failed_frames);
+        kagi_buf_u64(&P->out, r->ldpc.iterations);
+        kagi_buf_u64(&P->out, r->ldpc.iter_max);
+    } else {
+        kagi_buf_u64(&P->out, r->cascade.leak_bits);
+        kagi_buf_u64(&P->out, r->cascade.corrected);
+        kagi_buf_u64(&P->out, r->cascade.channel_uses);
+    }
     KAGI__TRY(kagi__send(P));
+    if (P->p.method == KAGI_RECONCILE_LDPC) KAGI__TRY(kagi__ldpc_undecoded(&r->ldpc));
     KAGI__FAIL_IF(!r->verify_ok, KAGI_ERR_VERIFY,
                   "verification failed: the corrected key differs from Alice's; block discarded, "
                   "nothing written");
@@ -394,7 +497,7 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     kagi_rd_init(&rd, P->in.p, P->in.len);
     uint64_t m = kagi_rd_u64(&rd);
     size_t bound;
-    KAGI__TRY(kagi__final_length(P, r->cascade.leak_bits, &bound));
+    KAGI__TRY(kagi__final_length(P, r->leak_bits, &bound));
     KAGI__FAIL_IF(rd.err || m == 0 || m > bound, KAGI_ERR_PROTO,
                   "Alice asks for %llu final bits, the bound allows %zu", (unsigned long long)m,
                   bound);
