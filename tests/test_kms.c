@@ -202,6 +202,33 @@ static void test_two_ends_agree_on_keys_by_position(void)
     kagi_store_close(B);
 }
 
+
+/* The checkpointer copies committed pages into the database file while
+ * the store runs (before the fix its connection had never read, every
+ * checkpoint was a no-op, and the WAL grew without end). Oracle: the
+ * database file's size on disk, before and after a checkpoint period. */
+static void test_checkpointer_backfills_the_database(void)
+{
+    setup();
+    uint32_t link;
+    kagi_store *s = open_fresh("ck.db", &link);
+    if (!s) return;
+    char p[512];
+    mkpath(p, sizeof p, "ck.db");
+    struct stat st0, st1;
+    ASSERT_TRUE(stat(p, &st0) == 0);
+    static uint8_t blk[256 * 1024];
+    fill(blk, sizeof blk, 3);
+    ASSERT_EQ(add_block(s, link, 1, blk, sizeof blk), KAGI_STORE_DONE);
+    sleep_ms(1500);
+    ASSERT_TRUE(stat(p, &st1) == 0);
+    if (st1.st_size <= st0.st_size + 128 * 1024)
+        printf("  database file %lld -> %lld bytes: nothing checkpointed\n", (long long)st0.st_size,
+               (long long)st1.st_size);
+    ASSERT_TRUE(st1.st_size > st0.st_size + 128 * 1024); /* 8192 sealed units of 32 bytes */
+    kagi_store_close(s);
+}
+
 static void test_store_key_file_rules(void)
 {
     setup();
@@ -737,6 +764,7 @@ int main(int argc, char **argv)
         T(test_simulated_device_fills_at_its_rate),
         T(test_pending_ttl_wipes_unfetched_keys),
         T(test_two_ends_agree_on_keys_by_position),
+        T(test_checkpointer_backfills_the_database),
         {NULL, NULL},
     };
     return t_run(cases, argc, argv);

@@ -121,6 +121,10 @@ struct kagi_store {
     sqlite3 *ckdb;
     pthread_t ckthread;
     int ck_started;
+    /* a WAL restart needs a moment with no writer: the checkpointer asks
+       (ck_pause), the committer stops between batches and says so
+       (ck_paused), both on cv/ckcv under mu */
+    int ck_pause, ck_paused;
     /* syncer: makes committed batches durable (fdatasync of the WAL) and
        only then completes their operations, while the committer already
        runs the next batch */
@@ -1123,7 +1127,13 @@ static void *kagi__committer(void *arg)
     double last = 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->head && !s->closing) {
+        while (s->ck_pause && !s->closing) {
+            s->ck_paused = 1;
+            pthread_cond_broadcast(&s->ckcv);
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        s->ck_paused = 0;
+        while (!s->head && !s->closing && !s->ck_pause) {
             if (s->o.pending_ttl_s) {
                 if (kagi__now() >= s->next_gc) break;
                 struct timespec ts;
@@ -1134,6 +1144,7 @@ static void *kagi__committer(void *arg)
             }
         }
         if (!s->head && s->closing) break;
+        if (s->ck_pause && !s->closing) continue;
         /* Pipeline depth two: one batch being synced, one being built. A
            batch committed but not yet taken by the syncer holds the next
            one back, so batches grow with the fsync time instead of
@@ -1201,8 +1212,27 @@ static void *kagi__checkpointer(void *arg)
         pthread_mutex_unlock(&s->mu);
         int frames = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
-        if (rc == SQLITE_OK && frames > KAGI__WAL_RESTART)
+        if (rc == SQLITE_OK && frames > KAGI__WAL_RESTART) {
+            /* Under steady load the committer always holds or is about to
+               take the write lock, so a restart never finds a gap and the
+               WAL grows without end (and every fdatasync then also commits
+               the file's new size). Pause the committer between two
+               batches for the restart: it copies only what came since the
+               passive checkpoint above, then syncs the database, a few ms
+               once per KAGI__WAL_RESTART frames. */
+            pthread_mutex_lock(&s->mu);
+            s->ck_pause = 1;
+            pthread_cond_broadcast(&s->cv);
+            while (!s->ck_paused && !s->closing) pthread_cond_wait(&s->ckcv, &s->mu);
+            pthread_mutex_unlock(&s->mu);
             rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_RESTART, &frames, &done);
+            kagi__log(KAGI__LOG_DEBUG, "key store: WAL restarted after %d frames (%s)", frames,
+                      rc == SQLITE_OK ? "ok" : sqlite3_errmsg(s->ckdb));
+            pthread_mutex_lock(&s->mu);
+            s->ck_pause = 0;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+        }
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             kagi__log(KAGI__LOG_WARN, "key store: checkpoint: %s", sqlite3_errmsg(s->ckdb));
         pthread_mutex_lock(&s->mu);
@@ -1607,8 +1637,12 @@ int kagi_store_open(kagi_store **out, const char *path, const uint8_t key[KAGI_S
         return kagi__err(KAGI_ERR_NOMEM, "key store: cannot start the committer thread");
     }
     s->started = 1;
-    if (sqlite3_open_v2(path, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(s->ckdb, 2000);
+    /* The checkpointer's connection must read once: until it has, it has
+       not opened the WAL and every checkpoint on it is a silent no-op
+       (pnLog -1), so the WAL would only ever grow. */
+    if (sqlite3_open_v2(path, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(s->ckdb, 2000) == SQLITE_OK &&
+        sqlite3_exec(s->ckdb, "PRAGMA synchronous=FULL; SELECT count(*) FROM meta", NULL, NULL, NULL) == SQLITE_OK) {
         s->ck_started = pthread_create(&s->ckthread, NULL, kagi__checkpointer, s) == 0;
     }
     if (!s->ck_started) kagi__log(KAGI__LOG_WARN, "key store: no checkpointer thread; checkpoints at close only");
