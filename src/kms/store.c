@@ -1200,6 +1200,17 @@ static void *kagi__committer(void *arg)
  * its fsync of the database delays the WAL fsyncs behind it); when the
  * WAL passes KAGI__WAL_RESTART frames a RESTART, which waits
  * for the committer's current transaction and lets the WAL start over. */
+/* The checkpointer's busy handler: short sleeps (SQLite's default grows
+ * them to 100 ms, and every wait of a WAL restart holds the committer). */
+static int kagi__ck_busy(void *arg, int n)
+{
+    (void)arg;
+    if (n >= 20000) return 0; /* 2 s */
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 static void *kagi__checkpointer(void *arg)
 {
     kagi_store *s = arg;
@@ -1212,6 +1223,10 @@ static void *kagi__checkpointer(void *arg)
         pthread_mutex_unlock(&s->mu);
         int frames = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+        /* before a restart, catch up until what is left to copy under the
+           pause is small: the pause then holds the committer briefly */
+        for (int k = 0; rc == SQLITE_OK && frames > KAGI__WAL_RESTART && frames - done > 256 && k < 4; k++)
+            rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
         if (rc == SQLITE_OK && frames > KAGI__WAL_RESTART) {
             /* Under steady load the committer always holds or is about to
                take the write lock, so a restart never finds a gap and the
@@ -1220,14 +1235,15 @@ static void *kagi__checkpointer(void *arg)
                batches for the restart: it copies only what came since the
                passive checkpoint above, then syncs the database, a few ms
                once per KAGI__WAL_RESTART frames. */
+            double tp0 = kagi__now();
             pthread_mutex_lock(&s->mu);
             s->ck_pause = 1;
             pthread_cond_broadcast(&s->cv);
             while (!s->ck_paused && !s->closing) pthread_cond_wait(&s->ckcv, &s->mu);
             pthread_mutex_unlock(&s->mu);
             rc = sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_RESTART, &frames, &done);
-            kagi__log(KAGI__LOG_DEBUG, "key store: WAL restarted after %d frames (%s)", frames,
-                      rc == SQLITE_OK ? "ok" : sqlite3_errmsg(s->ckdb));
+            kagi__log(KAGI__LOG_DEBUG, "key store: WAL restarted after %d frames, the committer paused %.1f ms (%s)",
+                      frames, (kagi__now() - tp0) * 1e3, rc == SQLITE_OK ? "ok" : sqlite3_errmsg(s->ckdb));
             pthread_mutex_lock(&s->mu);
             s->ck_pause = 0;
             pthread_cond_broadcast(&s->cv);
@@ -1641,7 +1657,7 @@ int kagi_store_open(kagi_store **out, const char *path, const uint8_t key[KAGI_S
        not opened the WAL and every checkpoint on it is a silent no-op
        (pnLog -1), so the WAL would only ever grow. */
     if (sqlite3_open_v2(path, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK &&
-        sqlite3_busy_timeout(s->ckdb, 2000) == SQLITE_OK &&
+        sqlite3_busy_handler(s->ckdb, kagi__ck_busy, NULL) == SQLITE_OK &&
         sqlite3_exec(s->ckdb, "PRAGMA synchronous=FULL; SELECT count(*) FROM meta", NULL, NULL, NULL) == SQLITE_OK) {
         s->ck_started = pthread_create(&s->ckthread, NULL, kagi__checkpointer, s) == 0;
     }
