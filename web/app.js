@@ -916,7 +916,7 @@
       });
     }
     select(best);
-    if (!best) { $('seltitle').textContent = 'Select a link or node'; $('chart1').replaceChildren(); $('chart2').replaceChildren(); }
+    if (!best) { $('seltitle').textContent = 'Select a link or node'; $('selinfo').replaceChildren(); $('chart1').replaceChildren(); $('chart2').replaceChildren(); }
   });
   function segDist(p, x1, y1, x2, y2) {
     const dx = x2 - x1, dy = y2 - y1, n = dx * dx + dy * dy;
