@@ -7,8 +7,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "kagi/estimate.h"
 #include "kagi/cascade.h"
 #include "kagi/error.h"
+
+/* A pair through a BSC (kagi_bits_bsc_pair); the number of flips. */
+static size_t make_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits **b)
+{
+    size_t e = 0;
+    if (kagi_bits_bsc_pair(r, n, q, a, b, &e) != KAGI_OK) abort();
+    return e;
+}
 
 static double now(void)
 {
@@ -17,22 +26,6 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static double h2(double p) { return -p * log2(p) - (1 - p) * log2(1 - p); }
-
-static size_t make_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits **b)
-{
-    if (kagi_bits_new(a, n) || kagi_bits_new(b, n)) exit(1);
-    for (size_t i = 0; i < KAGI_WORDS(n); i++) (*a)->w[i] = kagi_rng_next(r);
-    if (n & 63) (*a)->w[n / 64] &= ((uint64_t)1 << (n & 63)) - 1;
-    memcpy((*b)->w, (*a)->w, KAGI_WORDS(n) * 8);
-    size_t e = 0;
-    for (size_t i = 0; i < n; i++)
-        if (kagi_rng_uniform(r) < q) {
-            kagi_bits_flip(*b, i);
-            e++;
-        }
-    return e;
-}
 
 /* ---- textbook Cascade: 4 passes, k1 = 0.73/Q, k_i = 2 k_{i-1}, random
  * permutation tables, bit-by-bit parities, binary search without reuse of
@@ -136,7 +129,7 @@ int main(void)
                 return 1;
             }
             t += now() - t0;
-            f += (double)st.leak_bits / ((double)n * h2((double)e / (double)n));
+            f += (double)st.leak_bits / ((double)n * kagi_h2((double)e / (double)n));
             resid += kagi_bits_hamming(a->w, b->w, n) != 0;
             kagi_bits_free(a);
             kagi_bits_free(b);
@@ -158,7 +151,7 @@ int main(void)
         double t = now() - t0;
         printf("\n16 frames x 2^20 bits, QBER 2%%: %.1f Mbit/s, f %.4f, %zu rounds, "
                "%zu/%zu bytes, residual %zu bits\n",
-               (double)nn / t / 1e6, (double)st.leak_bits / ((double)nn * h2((double)e / (double)nn)),
+               (double)nn / t / 1e6, (double)st.leak_bits / ((double)nn * kagi_h2((double)e / (double)nn)),
                st.channel_uses, st.bytes_bob, st.bytes_alice, kagi_bits_hamming(a->w, b->w, nn));
         kagi_bits_free(a);
         kagi_bits_free(b);
@@ -180,7 +173,7 @@ int main(void)
         double t0 = now();
         naive_cascade(ab, bb, m, qs[k], &r, &leak);
         double tn = now() - t0;
-        double hq = (double)m * h2((double)e / (double)m);
+        double hq = (double)m * kagi_h2((double)e / (double)m);
         kagi_cascade_params p = {.qber = qs[k], .seed = 5};
         kagi_cascade_stats st;
         t0 = now();

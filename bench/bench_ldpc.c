@@ -14,8 +14,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "kagi/estimate.h"
 #include "kagi/error.h"
 #include "kagi/ldpc.h"
+
+/* A pair through a BSC (kagi_bits_bsc_pair); the number of flips. */
+static size_t make_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits **b)
+{
+    size_t e = 0;
+    if (kagi_bits_bsc_pair(r, n, q, a, b, &e) != KAGI_OK) abort();
+    return e;
+}
 
 static double now(void)
 {
@@ -24,24 +33,6 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static double h2(double p) { return -p * log2(p) - (1 - p) * log2(1 - p); }
-
-static size_t make_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits **b)
-{
-    if (kagi_bits_new(a, n) || kagi_bits_new(b, n)) exit(1);
-    for (size_t i = 0; i < KAGI_WORDS(n); i++) (*a)->w[i] = kagi_rng_next(r);
-    if (n & 63) (*a)->w[n / 64] &= ((uint64_t)1 << (n & 63)) - 1;
-    memcpy((*b)->w, (*a)->w, KAGI_WORDS(n) * 8);
-    /* Geometric gaps between errors: exact BSC, fast for 10^7 bits. */
-    size_t e = 0;
-    double lq = log1p(-q);
-    for (size_t i = (size_t)floor(log(1 - kagi_rng_uniform(r)) / lq); i < n;
-         i += 1 + (size_t)floor(log(1 - kagi_rng_uniform(r)) / lq)) {
-        kagi_bits_flip(*b, i);
-        e++;
-    }
-    return e;
-}
 
 typedef struct {
     double mbps, f, fer, iters, msgs;
@@ -76,7 +67,7 @@ static row run(const kagi_ldpc_plan *pl, kagi_rng *r, double q, size_t frames, u
         o.bad += d;
     }
     o.mbps = (double)n / t / 1e6;
-    o.f = (double)st.leak_bits / ((double)n * h2((double)e / (double)n));
+    o.f = (double)st.leak_bits / ((double)n * kagi_h2((double)e / (double)n));
     o.fer = (double)o.bad / (double)st.frames;
     o.iters = (double)st.iterations / (double)st.frames;
     o.msgs = (double)st.messages / (double)st.frames;

@@ -63,5 +63,25 @@ static void rng_below_is_uniform_enough(void)
     for (int i = 0; i < 6; i++) ASSERT_NEAR(hist[i], 10000, 400); /* ~4 sigma */
 }
 
+/* The BSC pair: the count it reports is the number of differing bits
+ * (counted bit by bit), about q n (within 5 sigma of the binomial), and
+ * nothing past n is set. */
+static void bsc_pair_counts_its_flips(void)
+{
+    kagi_rng r;
+    kagi_rng_seed(&r, 3);
+    kagi_bits *a = NULL, *b = NULL;
+    size_t e = 0, n = 100003;
+    ASSERT_OK(kagi_bits_bsc_pair(&r, n, 0.03, &a, &b, &e));
+    if (!a || !b) return;
+    size_t diff = 0;
+    for (size_t i = 0; i < n; i++) diff += kagi_bits_get(a, i) != kagi_bits_get(b, i);
+    ASSERT_EQ(diff, e);
+    ASSERT_NEAR((double)e, 0.03 * (double)n, 5 * 53.9); /* sqrt(n q (1-q)) = 53.9 */
+    ASSERT_EQ(a->w[n / 64] >> (n & 63), 0);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+}
+
 T_MAIN(T(parity_range_matches_bit_loop), T(file_roundtrip_uses_lsb_first_bytes),
-       T(rng_below_is_uniform_enough))
+       T(rng_below_is_uniform_enough), T(bsc_pair_counts_its_flips))

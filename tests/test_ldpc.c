@@ -3,34 +3,26 @@
  * exact leak accounting, rate-adaption counts, failures reported, and the
  * AVX2 and scalar decoders agreeing bit for bit. Small codes (z = 64..256,
  * n = 8,192..32,768 bits) keep it fast. */
+#include "kagi/estimate.h"
 #include "kagi/error.h"
 #include "kagi/ldpc.h"
 #include "t.h"
 
+/* A pair through a BSC (kagi_bits_bsc_pair); the number of flips. */
+static size_t make_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits **b)
+{
+    size_t e = 0;
+    if (kagi_bits_bsc_pair(r, n, q, a, b, &e) != KAGI_OK) abort();
+    return e;
+}
+
 static const unsigned rates[] = {50, 60, 70, 80, 90};
 
-static double h2(double p) { return -p * log2(p) - (1 - p) * log2(1 - p); }
 
 static int getbit(const uint64_t *w, size_t i) { return (int)((w[i >> 6] >> (i & 63)) & 1); }
 
 /* Alice's random key of n bits and Bob's copy with each bit flipped with
  * probability q; returns the number of flips. */
-static size_t make_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits **b)
-{
-    *a = *b = NULL;
-    if (kagi_bits_new(a, n) || kagi_bits_new(b, n)) return 0;
-    for (size_t i = 0; i < KAGI_WORDS(n); i++) (*a)->w[i] = kagi_rng_next(r);
-    if (n & 63) (*a)->w[n / 64] &= ((uint64_t)1 << (n & 63)) - 1;
-    memcpy((*b)->w, (*a)->w, KAGI_WORDS(n) * 8);
-    size_t e = 0;
-    for (size_t i = 0; i < n; i++)
-        if (kagi_rng_uniform(r) < q) {
-            kagi_bits_flip(*b, i);
-            e++;
-        }
-    return e;
-}
-
 /* Checksums of the codes of seed 1 at z = 256, as built when this
  * construction was written down in docs/ldpc.md. A change here means
  * shipped codes would no longer be rebuilt from their seeds. */
@@ -162,7 +154,7 @@ static void random_keys_reconcile_at_every_rate(void)
         ASSERT_EQ(st.leak_bits, st.frames * (ci.m - st.punctured) + st.revealed_bits);
         /* Efficiency of the full frames: the tail's syndrome is left out
          * (it serves 1,234 bits), every revealed bit is kept in. */
-        double hq = h2((double)e / (double)n);
+        double hq = kagi_h2((double)e / (double)n);
         double f = (double)(st.leak_bits - (ci.m - st.punctured)) / (3.0 * (double)pi.n_key * hq);
         printf("     rate %u, QBER %.3f: %zu punctured, %zu shortened, f %.3f, %zu messages, "
                "%.1f iterations/frame\n",
@@ -195,7 +187,7 @@ static void million_bit_frame_at_2_percent_stays_below_f_1_26(void)
     kagi_ldpc_params p = {.max_rounds = 20};
     kagi_ldpc_stats st;
     ASSERT_OK(kagi_ldpc_reconcile_plan(pl, a, b, &p, &st));
-    double f = (double)st.leak_bits / ((double)pi.n_key * h2((double)e / (double)pi.n_key));
+    double f = (double)st.leak_bits / ((double)pi.n_key * kagi_h2((double)e / (double)pi.n_key));
     printf("     n_key %zu, %zu errors: f %.4f, %zu iterations, %zu messages\n", pi.n_key, e, f,
            st.iterations, st.messages);
     ASSERT_EQ(kagi_bits_hamming(a->w, b->w, pi.n_key), 0);
@@ -323,7 +315,7 @@ static void puncturing_and_shortening_keep_the_counts(void)
                 ASSERT_EQ(pi.n_key + pi.punctured + pi.shortened, pi.n);
                 ASSERT_TRUE(pi.punctured == 0 || pi.shortened == 0);
                 ASSERT_EQ(pi.leak_syndrome, pi.m - pi.punctured);
-                double want = f * (double)pi.n_key * h2(qs[i]);
+                double want = f * (double)pi.n_key * kagi_h2(qs[i]);
                 double got = (double)pi.leak_syndrome;
                 /* Exact unless the code cannot reach the target: all
                  * shortenable bits used, or no position left to puncture. */

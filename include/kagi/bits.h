@@ -93,4 +93,11 @@ uint64_t kagi_rng_below(kagi_rng *r, uint64_t bound);
 /* Uniform double in [0, 1). */
 double kagi_rng_uniform(kagi_rng *r);
 
+/* Two n-bit strings for tests and benchmarks: *a uniform, *b = *a through
+ * a binary symmetric channel (each bit flipped with probability q, one
+ * uniform draw per bit, in order); *errors (may be NULL) counts the flips.
+ * Free both with kagi_bits_free. */
+int kagi_bits_bsc_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits **b, size_t *errors)
+    KAGI_NODISCARD KAGI_NONNULL(1, 4, 5);
+
 #endif

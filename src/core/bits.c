@@ -213,3 +213,24 @@ double kagi_rng_uniform(kagi_rng *r)
 {
     return (double)(kagi_rng_next(r) >> 11) * 0x1.0p-53;
 }
+
+int kagi_bits_bsc_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits **b, size_t *errors)
+{
+    *a = *b = NULL;
+    if (kagi_bits_new(a, n) != KAGI_OK || kagi_bits_new(b, n) != KAGI_OK) {
+        kagi_bits_free(*a);
+        *a = NULL;
+        return KAGI_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < KAGI_WORDS(n); i++) (*a)->w[i] = kagi_rng_next(r);
+    if (n & 63) (*a)->w[n / 64] &= ((uint64_t)1 << (n & 63)) - 1;
+    memcpy((*b)->w, (*a)->w, KAGI_WORDS(n) * 8);
+    size_t e = 0;
+    for (size_t i = 0; i < n; i++)
+        if (kagi_rng_uniform(r) < q) {
+            kagi_bits_flip(*b, i);
+            e++;
+        }
+    if (errors) *errors = e;
+    return KAGI_OK;
+}
