@@ -424,12 +424,13 @@ static kagi_store_result kagi__take(kagi_store *s, kagi_store_op *op, uint32_t l
     if (r == KAGI_STORE_DONE && got < need)
         r = kagi__fail(op, KAGI_STORE_NO_KEY, "no key available");
     uint8_t pt[4096 + KAGI__TAG];
-    size_t have = 0;
+    size_t have = 0, touched = 0; /* bytes of pt ever written: those are wiped */
     for (size_t i = 0; r == KAGI_STORE_DONE && i < n; i++) {
         kagi__unit *x = &u[i];
         size_t len = x->ctlen - KAGI__TAG;
         uint8_t aad[32];
         size_t al = kagi__aad_unit(aad, link, (uint64_t)x->block, x->off);
+        if (len <= 4096 && len > touched) touched = len;
         if (len > 4096 || kagi__unseal(s, aad, al, x->nonce, x->nlen, x->ct, x->ctlen, pt)) {
             *bad = x->id;
             kagi__log(KAGI__LOG_ERROR, "key store: pool unit of link %s block %lld offset %u "
@@ -459,7 +460,7 @@ static kagi_store_result kagi__take(kagi_store *s, kagi_store_op *op, uint32_t l
                 sqlite3_bind_blob(up, 4, ct, (int)(len - use + KAGI__TAG), SQLITE_STATIC);
                 e = kagi__exec(s, S_POOL_UPD);
             }
-            kagi_wipe(ct, sizeof ct);
+            kagi_wipe(ct, len - use + KAGI__TAG);
             if (e) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
             /* Units before this one are consumed whole. */
             if (r == KAGI_STORE_DONE && i > 0) {
@@ -480,7 +481,7 @@ static kagi_store_result kagi__take(kagi_store *s, kagi_store_op *op, uint32_t l
                 r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
         }
     }
-    kagi_wipe(pt, sizeof pt);
+    kagi_wipe(pt, touched);
     kagi__units_free(u, cap);
     return r;
 }
