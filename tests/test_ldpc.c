@@ -426,6 +426,59 @@ static void avx2_and_scalar_decoders_agree_bit_for_bit(void)
     kagi_ldpc_code_free(c);
 }
 
+/* The early-termination check stops at the first block row whose syndrome
+ * differs and decides only the columns it needs; a failed run must still
+ * leave the whole hard decision in out (ldpc.h). With 0 iterations that is
+ * the sign of the channel LLRs; after a few it must agree between the
+ * kernels and give a syndrome other than the target. */
+static void failed_runs_leave_the_whole_hard_decision(void)
+{
+    kagi_ldpc_code *c;
+    ASSERT_OK(kagi_ldpc_code_new(&c, 80, 256, 3));
+    kagi_ldpc_code_info ci;
+    kagi_ldpc_code_get_info(c, &ci);
+    int8_t *llr = malloc(ci.n);
+    uint64_t *e = calloc(ci.n / 64, 8), *s = calloc(ci.m / 64, 8), *s2 = calloc(ci.m / 64, 8);
+    uint64_t *o[2] = {calloc(ci.n / 64, 8), calloc(ci.n / 64, 8)};
+    kagi_rng r;
+    kagi_rng_seed(&r, 21);
+    for (size_t v = 0; v < ci.n; v++) {
+        uint64_t u = kagi_rng_below(&r, 100);
+        llr[v] = u < 5 ? 0 : u < 10 ? 127 : u < 30 ? -20 : 20;
+        /* Far more errors than the code corrects. */
+        if (llr[v] != 127 && kagi_rng_below(&r, 4) == 0) e[v >> 6] |= (uint64_t)1 << (v & 63);
+    }
+    kagi_ldpc_syndrome(c, e, s);
+    for (int impl = KAGI_LDPC_IMPL_SCALAR; impl <= KAGI_LDPC_IMPL_AVX2; impl++) {
+        kagi_ldpc_decoder *d;
+        if (kagi_ldpc_decoder_new(&d, c, impl, 0)) {
+            ASSERT_EQ(impl, KAGI_LDPC_IMPL_AVX2); /* no AVX2 on this CPU */
+            memcpy(o[1], o[0], ci.n / 8);
+            break;
+        }
+        unsigned it = 0;
+        kagi_ldpc_decoder_start(d, llr, s);
+        memset(o[impl - 1], 0xa5, ci.n / 8);
+        ASSERT_EQ(kagi_ldpc_decoder_run(d, 0, o[impl - 1], &it), KAGI_ERR_RECONCILE);
+        ASSERT_EQ(it, 0);
+        for (size_t v = 0; v < ci.n; v++) ASSERT_EQ(getbit(o[impl - 1], v), llr[v] < 0);
+        memset(o[impl - 1], 0xa5, ci.n / 8);
+        ASSERT_EQ(kagi_ldpc_decoder_run(d, 3, o[impl - 1], &it), KAGI_ERR_RECONCILE);
+        ASSERT_EQ(it, 3);
+        kagi_ldpc_syndrome(c, o[impl - 1], s2);
+        ASSERT_TRUE(memcmp(s, s2, ci.m / 8) != 0);
+        kagi_ldpc_decoder_free(d);
+    }
+    ASSERT_TRUE(memcmp(o[0], o[1], ci.n / 8) == 0);
+    free(llr);
+    free(e);
+    free(s);
+    free(s2);
+    free(o[0]);
+    free(o[1]);
+    kagi_ldpc_code_free(c);
+}
+
 static void bad_arguments_are_errors(void)
 {
     kagi_ldpc_code *c = NULL;
@@ -544,5 +597,6 @@ T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_
        T(million_bit_frame_at_2_percent_stays_below_f_1_26),
        T(leak_is_syndrome_minus_punctured_plus_revealed),
        T(puncturing_and_shortening_keep_the_counts), T(undecodable_frames_are_reported),
-       T(avx2_and_scalar_decoders_agree_bit_for_bit), T(bad_arguments_are_errors),
+       T(avx2_and_scalar_decoders_agree_bit_for_bit),
+       T(failed_runs_leave_the_whole_hard_decision), T(bad_arguments_are_errors),
        T(fit_covers_the_key_and_stats_count_the_corrections))

@@ -14,7 +14,9 @@
  * (|L| <= 126 + 64 * 127), so no information is lost between layers; a
  * known bit starts at 16384 and stays far above every threshold. The
  * scalar and AVX2 kernels do exactly this integer arithmetic, so they agree
- * bit for bit (tests/test_ldpc.c checks it). */
+ * bit for bit (tests/test_ldpc.c checks it). After every iteration the
+ * syndrome of the hard decision is checked block row by block row,
+ * stopping at the first row that differs (docs/ldpc.md, "Decoder"). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -90,6 +92,7 @@ int kagi_ldpc_decoder_new(kagi_ldpc_decoder **out, const kagi_ldpc_code *c, int 
     KAGI__FAIL_IF(impl < KAGI_LDPC_IMPL_AUTO || impl > KAGI_LDPC_IMPL_AVX2, KAGI_ERR_ARG,
                   "ldpc: decoder kind %d", impl);
     KAGI__FAIL_IF(alpha16 > 16, KAGI_ERR_ARG, "ldpc: normalisation %u/16 above 1", alpha16);
+    KAGI__FAIL_IF(c->nb > 128, KAGI_ERR_ARG, "ldpc: %u block columns (at most 128)", c->nb);
     if (impl == KAGI_LDPC_IMPL_AUTO) impl = kagi__has_avx2() ? KAGI_LDPC_IMPL_AVX2 : KAGI_LDPC_IMPL_SCALAR;
     KAGI__FAIL_IF(impl == KAGI_LDPC_IMPL_AVX2 && !kagi__has_avx2(), KAGI_ERR_ARG,
                   "ldpc: this CPU has no AVX2");
@@ -235,32 +238,53 @@ KAGI__T_AVX2 static inline __m256i kagi__scale(__m256i m, __m256i alpha)
     return _mm256_packus_epi16(lo, hi);
 }
 
+/* The rare chunk that wraps at z: 32 posteriors through a small buffer. */
+KAGI__T_AVX2 __attribute__((noinline)) static void kagi__ld16w(const int16_t *base, uint32_t p, uint32_t z,
+                                                                 __m256i *a, __m256i *b)
+{
+    kagi__ld16(base, p, z, a, b);
+}
+
+KAGI__T_AVX2 __attribute__((noinline)) static void kagi__st16w(int16_t *base, uint32_t p, uint32_t z,
+                                                                 __m256i a, __m256i b)
+{
+    kagi__st16(base, p, z, a, b);
+}
+
 KAGI__T_AVX2 static void kagi__layer_avx2(kagi_ldpc_decoder *d, uint32_t i)
 {
     const kagi_ldpc_code *c = d->c;
     const uint32_t z = c->z, e0 = c->row_ptr[i], dc = c->row_ptr[i + 1] - e0;
     int16_t *base[KAGI__LDPC_DCMAX];
-    uint32_t sh[KAGI__LDPC_DCMAX];
+    /* Lane 0 of the current chunk reads base[k][off[k]]; advanced by 32
+     * (mod z) per chunk, so the hot loops do no index arithmetic. */
+    uint32_t off[KAGI__LDPC_DCMAX];
     /* Per circulant of the chunk: q as int16 (two vectors) and clamped int8. */
     __m256i q16[2 * KAGI__LDPC_DCMAX], q8[KAGI__LDPC_DCMAX];
     for (uint32_t k = 0; k < dc; k++) {
         base[k] = d->L + (size_t)c->col[e0 + k] * z;
-        sh[k] = c->shift[e0 + k];
+        off[k] = c->shift[e0 + k];
     }
     const __m256i lo = _mm256_set1_epi8(-127), big = _mm256_set1_epi8(127),
-                  zero = _mm256_setzero_si256(), alpha = _mm256_set1_epi16((short)d->alpha);
+                  zero = _mm256_setzero_si256(), one = _mm256_set1_epi8(1),
+                  alpha = _mm256_set1_epi16((short)d->alpha);
+    const int8_t *S8 = d->S8 + (size_t)i * z;
+    int8_t *Rr = d->R + (size_t)e0 * z;
     for (uint32_t r = 0; r < z; r += 32) {
-        __m256i m1 = big, m2 = big, idx = zero;
-        __m256i sg = _mm256_loadu_si256((const __m256i *)(d->S8 + (size_t)i * z + r));
-        int8_t *Rr = d->R + (size_t)e0 * z + (size_t)r * dc;
+        __m256i m1 = big, m2 = big, idx = zero, kv = zero;
+        __m256i sg = _mm256_loadu_si256((const __m256i *)(S8 + r));
         for (uint32_t k = 0; k < dc; k++) {
-            uint32_t p = r + sh[k];
-            if (p >= z) p -= z;
+            uint32_t p = off[k];
             __m256i l0, l1;
-            kagi__ld16(base[k], p, z, &l0, &l1);
-            __m256i rv = _mm256_load_si256((const __m256i *)(Rr + (size_t)k * 32));
-            __m256i a0 = _mm256_sub_epi16(l0, _mm256_cvtepi8_epi16(_mm256_castsi256_si128(rv)));
-            __m256i a1 = _mm256_sub_epi16(l1, _mm256_cvtepi8_epi16(_mm256_extracti128_si256(rv, 1)));
+            if (__builtin_expect(p <= z - 32, 1)) {
+                l0 = _mm256_loadu_si256((const __m256i *)(base[k] + p));
+                l1 = _mm256_loadu_si256((const __m256i *)(base[k] + p + 16));
+            } else {
+                kagi__ld16w(base[k], p, z, &l0, &l1);
+            }
+            /* Sign-extending loads of the old messages (no shuffles). */
+            __m256i a0 = _mm256_sub_epi16(l0, _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(Rr + (size_t)k * 32))));
+            __m256i a1 = _mm256_sub_epi16(l1, _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(Rr + (size_t)k * 32 + 16))));
             q16[2 * k] = a0;
             q16[2 * k + 1] = a1;
             __m256i q = _mm256_permute4x64_epi64(_mm256_packs_epi16(a0, a1), 0xd8);
@@ -271,19 +295,30 @@ KAGI__T_AVX2 static void kagi__layer_avx2(kagi_ldpc_decoder *d, uint32_t i)
             __m256i lt = _mm256_cmpgt_epi8(m1, a);
             m2 = _mm256_min_epi8(m2, _mm256_max_epi8(m1, a));
             m1 = _mm256_min_epi8(m1, a);
-            idx = _mm256_blendv_epi8(idx, _mm256_set1_epi8((char)k), lt);
+            idx = _mm256_blendv_epi8(idx, kv, lt);
+            kv = _mm256_add_epi8(kv, one);
         }
         __m256i s1 = kagi__scale(m1, alpha), s2 = kagi__scale(m2, alpha);
+        kv = zero;
         for (uint32_t k = 0; k < dc; k++) {
-            uint32_t p = r + sh[k];
-            if (p >= z) p -= z;
-            __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(idx, _mm256_set1_epi8((char)k)));
+            __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(idx, kv));
+            kv = _mm256_add_epi8(kv, one);
             __m256i rn = _mm256_blendv_epi8(mag, _mm256_sub_epi8(zero, mag), _mm256_xor_si256(sg, q8[k]));
             _mm256_store_si256((__m256i *)(Rr + (size_t)k * 32), rn);
             __m256i l0 = _mm256_add_epi16(q16[2 * k], _mm256_cvtepi8_epi16(_mm256_castsi256_si128(rn)));
             __m256i l1 = _mm256_add_epi16(q16[2 * k + 1], _mm256_cvtepi8_epi16(_mm256_extracti128_si256(rn, 1)));
-            kagi__st16(base[k], p, z, l0, l1);
+            uint32_t p = off[k];
+            if (__builtin_expect(p <= z - 32, 1)) {
+                _mm256_storeu_si256((__m256i *)(base[k] + p), l0);
+                _mm256_storeu_si256((__m256i *)(base[k] + p + 16), l1);
+                p += 32;
+            } else {
+                kagi__st16w(base[k], p, z, l0, l1);
+                p += 32;
+            }
+            off[k] = p >= z ? p - z : p;
         }
+        Rr += (size_t)dc * 32;
     }
 }
 
@@ -300,16 +335,65 @@ KAGI__T_AVX2 static void kagi__hard_avx2(const int16_t *L, size_t n, uint64_t *o
 
 /* ------------------------------------------------------------- driver */
 
+/* s ^= x rotated by sh (bit r of the result is bit (r + sh) % z of x), as
+ * in ldpc.c's syndrome. */
+static void kagi__rot_xor(uint64_t *s, const uint64_t *x, size_t zw, uint32_t sh)
+{
+    size_t k = sh >> 6;
+    unsigned b = sh & 63;
+    if (!b) {
+        for (size_t w = 0; w < zw; w++) {
+            s[w] ^= x[k];
+            if (++k == zw) k = 0;
+        }
+        return;
+    }
+    for (size_t w = 0; w < zw; w++) {
+        size_t k1 = k + 1 == zw ? 0 : k + 1;
+        s[w] ^= (x[k] >> b) | (x[k1] << (64 - b));
+        k = k1;
+    }
+}
+
+/* Hard decision of block column j into out (z bits). */
+static void kagi__hard_col(const kagi_ldpc_decoder *d, uint32_t j, uint64_t *out)
+{
+    const kagi_ldpc_code *c = d->c;
+    const int16_t *L = d->L + (size_t)j * c->z;
+    uint64_t *o = out + (size_t)j * c->zw;
+#if KAGI__LDPC_X86
+    if (d->impl == KAGI_LDPC_IMPL_AVX2) kagi__hard_avx2(L, c->z, o);
+    else
+#endif
+        kagi__hard_scalar(L, c->z, o);
+}
+
+/* Whether the hard decision meets the target syndrome. Block row by block
+ * row, stopping at the first row that differs, and deciding only the block
+ * columns the rows checked so far need: far from convergence this costs
+ * ~1/mb of a whole hard decision and syndrome. When it returns 1, out holds
+ * the whole hard decision. */
 static int kagi__met(kagi_ldpc_decoder *d, uint64_t *out)
 {
     const kagi_ldpc_code *c = d->c;
-#if KAGI__LDPC_X86
-    if (d->impl == KAGI_LDPC_IMPL_AVX2) kagi__hard_avx2(d->L, c->n, out);
-    else
-#endif
-        kagi__hard_scalar(d->L, c->n, out);
-    kagi_ldpc_syndrome(c, out, d->chk);
-    return memcmp(d->chk, d->syn, (c->m / 64) * 8) == 0;
+    const size_t zw = c->zw;
+    uint64_t *s = d->chk;
+    uint8_t done[128] = {0}; /* nb <= 128 (checked in decoder_new) */
+    for (uint32_t i = 0; i < c->mb; i++) {
+        memset(s, 0, zw * sizeof *s);
+        for (uint32_t e = c->row_ptr[i]; e < c->row_ptr[i + 1]; e++) {
+            uint32_t j = c->col[e];
+            if (!done[j]) {
+                kagi__hard_col(d, j, out);
+                done[j] = 1;
+            }
+            kagi__rot_xor(s, out + (size_t)j * zw, zw, c->shift[e]);
+        }
+        if (memcmp(s, d->syn + (size_t)i * zw, zw * sizeof *s) != 0) return 0;
+    }
+    for (uint32_t j = 0; j < c->nb; j++)
+        if (!done[j]) kagi__hard_col(d, j, out);
+    return 1;
 }
 
 int kagi_ldpc_decoder_run(kagi_ldpc_decoder *d, unsigned max_iter, uint64_t *out, unsigned *iters)
@@ -327,5 +411,7 @@ int kagi_ldpc_decoder_run(kagi_ldpc_decoder *d, unsigned max_iter, uint64_t *out
         (*iters)++;
         if (kagi__met(d, out)) return KAGI_OK;
     }
+    /* kagi__met may have stopped early: the whole last hard decision. */
+    for (uint32_t j = 0; j < c->nb; j++) kagi__hard_col(d, j, out);
     return KAGI_ERR_RECONCILE;
 }
