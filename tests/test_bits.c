@@ -1,7 +1,10 @@
 /* Bit vectors and bit files against naive byte-by-byte oracles. */
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "kagi/bits.h"
+#include "kagi/buf.h"
 #include "kagi/error.h"
 #include "t.h"
 
@@ -83,5 +86,27 @@ static void bsc_pair_counts_its_flips(void)
     kagi_bits_free(b);
 }
 
-T_MAIN(T(parity_range_matches_bit_loop), T(file_roundtrip_uses_lsb_first_bytes),
+/* kagi_buf_printf appends exactly what snprintf would write, however
+ * long (the oracle: snprintf into a big enough array). */
+static void buf_printf_is_never_cut(void)
+{
+    char big[2000], want[2100];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    kagi_buf b;
+    kagi_buf_init(&b, 1 << 20);
+    kagi_buf_printf(&b, "[%d]", 7);
+    kagi_buf_printf(&b, "<%s|%05.1f>", big, 2.25);
+    int n = snprintf(want, sizeof want, "[%d]<%s|%05.1f>", 7, big, 2.25);
+    ASSERT_EQ(b.err, 0);
+    ASSERT_EQ(b.len, (size_t)n);
+    ASSERT_TRUE(b.p && !memcmp(b.p, want, (size_t)n));
+    kagi_buf_free(&b);
+    kagi_buf_init(&b, 10); /* over the cap: an error, not a cut */
+    kagi_buf_printf(&b, "%s", big);
+    ASSERT_TRUE(b.err != 0);
+    kagi_buf_free(&b);
+}
+
+T_MAIN(T(parity_range_matches_bit_loop), T(buf_printf_is_never_cut), T(file_roundtrip_uses_lsb_first_bytes),
        T(rng_below_is_uniform_enough), T(bsc_pair_counts_its_flips))

@@ -26,6 +26,8 @@ void kagi_buf_u32(kagi_buf *b, uint32_t v);
 void kagi_buf_u64(kagi_buf *b, uint64_t v);
 /* Reserve len bytes at the end and return them (NULL after a failure). */
 uint8_t *kagi_buf_grow(kagi_buf *b, size_t len);
+/* Append printf-formatted text (no NUL), whatever its length. */
+void kagi_buf_printf(kagi_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 typedef struct kagi_rd {
     const uint8_t *p;

@@ -1021,17 +1021,6 @@ static void kagi__tdash_free(kagi__tdash *d)
     kagi_buf_free(&d->topo);
 }
 
-static void kagi__bp(kagi_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void kagi__bp(kagi_buf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) kagi_buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* The testbed's state: per scenario link the key written and its rate,
  * the pool one end's KME reports (bits, or null), per node whether its
  * KME runs and what its status calls said. */
@@ -1040,49 +1029,49 @@ static int kagi__tdash_publish(kagi__tdash *d, double now)
     const kagi_scenario *sc = d->t->sc;
     kagi_buf b;
     kagi_buf_init(&b, (size_t)64 << 20);
-    kagi__bp(&b, "{\"mode\": \"testbed\", \"seq\": %llu, \"t_s\": %.3f, \"end_s\": null, "
+    kagi_buf_printf(&b, "{\"mode\": \"testbed\", \"seq\": %llu, \"t_s\": %.3f, \"end_s\": null, "
              "\"done\": false, \"samples\": 0,\n\"links\": {\"generated_bits\": [",
              (unsigned long long)++d->seq, now - d->t0);
     for (size_t i = 0; i < sc->nlinks; i++)
-        kagi__bp(&b, "%s%llu", i ? "," : "", (unsigned long long)d->t->links[i].written * 8);
-    kagi__bp(&b, "],\n\"rate_bps\": [");
-    for (size_t i = 0; i < sc->nlinks; i++) kagi__bp(&b, "%s%.6g", i ? "," : "", d->rate[i]);
+        kagi_buf_printf(&b, "%s%llu", i ? "," : "", (unsigned long long)d->t->links[i].written * 8);
+    kagi_buf_printf(&b, "],\n\"rate_bps\": [");
+    for (size_t i = 0; i < sc->nlinks; i++) kagi_buf_printf(&b, "%s%.6g", i ? "," : "", d->rate[i]);
     static const char *const col[] = {"pool_bits", "capacity_bits"};
     for (int c = 0; c < 2; c++) {
-        kagi__bp(&b, "],\n\"%s\": [", col[c]);
+        kagi_buf_printf(&b, "],\n\"%s\": [", col[c]);
         for (size_t i = 0; i < sc->nlinks; i++) {
             const kagi__tstat *best = NULL;
             for (size_t k = 0; k < d->nst && !best; k++)
                 if (d->st[k].link == i && d->st[k].stored >= 0) best = &d->st[k];
-            if (!best) kagi__bp(&b, "%snull", i ? "," : "");
-            else kagi__bp(&b, "%s%lld", i ? "," : "",
+            if (!best) kagi_buf_printf(&b, "%snull", i ? "," : "");
+            else kagi_buf_printf(&b, "%s%lld", i ? "," : "",
                           (long long)(c ? best->max : best->stored) * best->size);
         }
     }
-    kagi__bp(&b, "],\n\"state\": [");
+    kagi_buf_printf(&b, "],\n\"state\": [");
     for (size_t i = 0; i < sc->nlinks; i++) {
         const kagi__tlink *l = &d->t->links[i];
         int up = d->t->kme[l->a].pid && d->t->kme[l->b].pid;
-        kagi__bp(&b, "%s%d", i ? "," : "", up ? KAGI_SIM_UP : KAGI_SIM_NODE_DOWN);
+        kagi_buf_printf(&b, "%s%d", i ? "," : "", up ? KAGI_SIM_UP : KAGI_SIM_NODE_DOWN);
     }
-    kagi__bp(&b, "]},\n\"nodes\": {\"up\": [");
+    kagi_buf_printf(&b, "]},\n\"nodes\": {\"up\": [");
     for (size_t n = 0; n < sc->nnodes; n++)
-        kagi__bp(&b, "%s%d", n ? "," : "", d->t->kme[n].pid != 0);
-    kagi__bp(&b, "]},\n\"kmes\": [");
+        kagi_buf_printf(&b, "%s%d", n ? "," : "", d->t->kme[n].pid != 0);
+    kagi_buf_printf(&b, "]},\n\"kmes\": [");
     for (size_t n = 0; n < sc->nnodes; n++) {
-        kagi__bp(&b, "%s[", n ? ",\n" : "");
+        kagi_buf_printf(&b, "%s[", n ? ",\n" : "");
         int first = 1;
         for (size_t k = 0; k < d->nst; k++) {
             const kagi__tstat *s = &d->st[k];
             if (sc->saes[s->master].node != n) continue;
-            kagi__bp(&b, "%s{\"master\": \"%s\", \"slave\": \"%s\", \"stored_key_count\": %ld, "
+            kagi_buf_printf(&b, "%s{\"master\": \"%s\", \"slave\": \"%s\", \"stored_key_count\": %ld, "
                      "\"max_key_count\": %ld, \"key_size\": %ld}", first ? "" : ", ",
                      sc->saes[s->master].id, sc->saes[s->slave].id, s->stored, s->max, s->size);
             first = 0;
         }
-        kagi__bp(&b, "]");
+        kagi_buf_printf(&b, "]");
     }
-    kagi__bp(&b, "],\n\"satellites\": [], \"passes_now\": [], \"events_applied\": 0, "
+    kagi_buf_printf(&b, "],\n\"satellites\": [], \"passes_now\": [], \"events_applied\": 0, "
              "\"events\": []}\n");
     int rc = b.err ? b.err : kagi_serve_publish(d->srv, (const char *)b.p, b.len);
     kagi_buf_free(&b);

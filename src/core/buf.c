@@ -1,4 +1,6 @@
 /* Capped growable buffers and bounded readers (little-endian integers). */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +58,27 @@ void kagi_buf_put(kagi_buf *b, const void *data, size_t len)
 {
     uint8_t *at = kagi_buf_grow(b, len);
     if (at && len) memcpy(at, data, len);
+}
+
+void kagi_buf_printf(kagi_buf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        kagi_buf_put(b, tmp, (size_t)n);
+        return;
+    }
+    /* longer than the stack buffer: format again into the buffer itself */
+    uint8_t *at = kagi_buf_grow(b, (size_t)n + 1);
+    if (!at) return;
+    va_start(ap, fmt);
+    vsnprintf((char *)at, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len--; /* drop the NUL */
 }
 
 void kagi_buf_u8(kagi_buf *b, uint8_t v) { kagi_buf_put(b, &v, 1); }

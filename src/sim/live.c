@@ -65,24 +65,13 @@ void kagi_live_free(kagi_live *l)
 
 /* ---- JSON writers into a kagi_buf ------------------------------------------ */
 
-static void kagi__p(kagi_buf *b, const char *fmt, ...) KAGI__PRINTF(2, 3);
-static void kagi__p(kagi_buf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) kagi_buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 static void kagi__s(kagi_buf *b, const char *s)
 {
     kagi_buf_put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') kagi__p(b, "\\%c", c);
-        else if (c < 0x20) kagi__p(b, "\\u%04x", c);
+        if (c == '"' || c == '\\') kagi_buf_printf(b, "\\%c", c);
+        else if (c < 0x20) kagi_buf_printf(b, "\\u%04x", c);
         else kagi_buf_put(b, s, 1);
     }
     kagi_buf_put(b, "\"", 1);
@@ -91,11 +80,11 @@ static void kagi__s(kagi_buf *b, const char *s)
 /* A number, or null when not finite (JSON has no infinity). */
 static void kagi__n(kagi_buf *b, double v)
 {
-    if (isfinite(v)) kagi__p(b, "%.6g", v);
+    if (isfinite(v)) kagi_buf_printf(b, "%.6g", v);
     else kagi_buf_put(b, "null", 4);
 }
 
-static void kagi__u(kagi_buf *b, uint64_t v) { kagi__p(b, "%llu", (unsigned long long)v); }
+static void kagi__u(kagi_buf *b, uint64_t v) { kagi_buf_printf(b, "%llu", (unsigned long long)v); }
 
 static int kagi__done(kagi_buf *b)
 {
@@ -123,20 +112,20 @@ int kagi_live_topology(kagi_live *l, const char *mode, kagi_buf *b)
     char when[KAGI_UTC_STRLEN] = "";
     if (isfinite(sc->start_utc) && kagi_utc_format(sc->start_utc, 0, when, sizeof when) != KAGI_OK)
         when[0] = 0;
-    kagi__p(b, "{\"mode\": ");
+    kagi_buf_printf(b, "{\"mode\": ");
     kagi__s(b, mode);
-    kagi__p(b, ", \"name\": ");
+    kagi_buf_printf(b, ", \"name\": ");
     kagi__s(b, sc->name);
-    kagi__p(b, ", \"source\": ");
+    kagi_buf_printf(b, ", \"source\": ");
     kagi__s(b, sc->origin);
-    kagi__p(b, ", \"start_utc\": ");
+    kagi_buf_printf(b, ", \"start_utc\": ");
     if (when[0]) kagi__s(b, when);
-    else kagi__p(b, "null");
-    kagi__p(b, ", \"end_s\": ");
+    else kagi_buf_printf(b, "null");
+    kagi_buf_printf(b, ", \"end_s\": ");
     kagi__n(b, s->end);
-    kagi__p(b, ", \"sample_s\": ");
+    kagi_buf_printf(b, ", \"sample_s\": ");
     kagi__n(b, s->sample_s);
-    kagi__p(b, ", \"mac_bits\": %llu,\n\"nodes\": [", (unsigned long long)sc->mac_bits);
+    kagi_buf_printf(b, ", \"mac_bits\": %llu,\n\"nodes\": [", (unsigned long long)sc->mac_bits);
     for (size_t i = 0; i < s->nn; i++) {
         const kagi_sc_node *n = &sc->nodes[i];
         const char *role = "node";
@@ -144,70 +133,70 @@ int kagi_live_topology(kagi_live *l, const char *mode, kagi_buf *b)
             if (sc->stations[g].node == i) role = "station";
         for (size_t k = 0; k < sc->nsatellites; k++)
             if (sc->satellites[k].node == i) role = "satellite";
-        kagi__p(b, "%s{\"name\": ", i ? ",\n" : "");
+        kagi_buf_printf(b, "%s{\"name\": ", i ? ",\n" : "");
         kagi__s(b, n->name);
-        kagi__p(b, ", \"lat\": %.5f, \"lon\": %.5f, \"role\": \"%s\", \"trusted\": %s, "
+        kagi_buf_printf(b, ", \"lat\": %.5f, \"lon\": %.5f, \"role\": \"%s\", \"trusted\": %s, "
                 "\"capacity_bits\": ", n->lat_deg, n->lon_deg, role,
                 n->trusted ? "true" : "false");
         kagi__u(b, n->capacity_bits);
-        kagi__p(b, "}");
+        kagi_buf_printf(b, "}");
     }
-    kagi__p(b, "],\n\"links\": [");
+    kagi_buf_printf(b, "],\n\"links\": [");
     for (size_t i = 0; i < s->nl; i++) {
         const kagi_sc_link *k = &sc->links[i];
         kagi_sim_link_stats st;
         kagi_sim_link(s, i, &st);
-        kagi__p(b, "%s{\"name\": ", i ? ",\n" : "");
+        kagi_buf_printf(b, "%s{\"name\": ", i ? ",\n" : "");
         kagi__s(b, k->name);
-        kagi__p(b, ", \"a\": %zu, \"b\": %zu, \"kind\": \"%s\", \"satellite\": %s, "
+        kagi_buf_printf(b, ", \"a\": %zu, \"b\": %zu, \"kind\": \"%s\", \"satellite\": %s, "
                 "\"length_km\": ", k->a, k->b,
                 k->kind == KAGI_SC_LINK_FIXED ? "fixed"
                 : k->kind == KAGI_SC_LINK_SCHEDULED ? "scheduled" : "model",
                 k->sat ? "true" : "false");
         kagi__n(b, st.length_km);
-        kagi__p(b, ", \"rate_bps\": ");
+        kagi_buf_printf(b, ", \"rate_bps\": ");
         kagi__n(b, st.rate_bps);
-        kagi__p(b, ", \"qber\": ");
+        kagi_buf_printf(b, ", \"qber\": ");
         kagi__n(b, s->lk[i].qber_model);
-        kagi__p(b, ", \"capacity_bits\": ");
+        kagi_buf_printf(b, ", \"capacity_bits\": ");
         kagi__u(b, st.pool_capacity_bits);
-        kagi__p(b, "}");
+        kagi_buf_printf(b, "}");
     }
-    kagi__p(b, "],\n\"demands\": [");
+    kagi_buf_printf(b, "],\n\"demands\": [");
     for (size_t i = 0; i < s->nd; i++) {
         const kagi_sc_demand *d = &sc->demands[i];
-        kagi__p(b, "%s{\"name\": ", i ? ",\n" : "");
+        kagi_buf_printf(b, "%s{\"name\": ", i ? ",\n" : "");
         kagi__s(b, d->name);
-        kagi__p(b, ", \"from\": %zu, \"to\": %zu, \"key_bits\": %llu, \"policy\": \"%s\", "
+        kagi_buf_printf(b, ", \"from\": %zu, \"to\": %zu, \"key_bits\": %llu, \"policy\": \"%s\", "
                 "\"split\": %u}", d->src, d->dst, (unsigned long long)d->key_bits,
                 d->policy == KAGI_SC_BLOCK ? "block" : "wait", d->split);
     }
-    kagi__p(b, "],\n\"satellites\": [");
+    kagi_buf_printf(b, "],\n\"satellites\": [");
     for (size_t k = 0; k < sc->nsatellites; k++) {
-        kagi__p(b, "%s{\"name\": ", k ? ", " : "");
+        kagi_buf_printf(b, "%s{\"name\": ", k ? ", " : "");
         kagi__s(b, sc->nodes[sc->satellites[k].node].name);
-        kagi__p(b, ", \"node\": %zu, \"period_s\": ", sc->satellites[k].node);
+        kagi_buf_printf(b, ", \"node\": %zu, \"period_s\": ", sc->satellites[k].node);
         kagi__n(b, l->sat[k] ? kagi_sat_period_min(l->sat[k]) * 60 : NAN);
-        kagi__p(b, "}");
+        kagi_buf_printf(b, "}");
     }
-    kagi__p(b, "],\n\"passes\": [");
+    kagi_buf_printf(b, "],\n\"passes\": [");
     for (size_t j = 0; j < s->npass && j < KAGI__PASSES_MAX; j++) {
         const kagi_sim_pass *p = &s->pass[j];
-        kagi__p(b, "%s{\"link\": %zu, \"aos_s\": %.1f, \"los_s\": %.1f, \"max_el_deg\": %.1f, "
+        kagi_buf_printf(b, "%s{\"link\": %zu, \"aos_s\": %.1f, \"los_s\": %.1f, \"max_el_deg\": %.1f, "
                 "\"key_bits\": %llu}", j ? ",\n" : "", p->link, p->aos_s, p->los_s,
                 p->max_el_deg, (unsigned long long)p->key_bits);
     }
-    kagi__p(b, "],\n\"planned_events\": [");
+    kagi_buf_printf(b, "],\n\"planned_events\": [");
     for (size_t i = 0; i < sc->nevents; i++) {
         const kagi_sc_event *e = &sc->events[i];
-        kagi__p(b, "%s{\"at_s\": ", i ? ",\n" : "");
+        kagi_buf_printf(b, "%s{\"at_s\": ", i ? ",\n" : "");
         kagi__n(b, e->at_s);
-        kagi__p(b, ", \"kind\": \"%s\", \"target\": %zu, \"name\": ", kagi__ev_name(e->kind),
+        kagi_buf_printf(b, ", \"kind\": \"%s\", \"target\": %zu, \"name\": ", kagi__ev_name(e->kind),
                 e->target);
         kagi__s(b, kagi__item(sc, e->kind, e->target));
-        kagi__p(b, "}");
+        kagi_buf_printf(b, "}");
     }
-    kagi__p(b, "]}\n");
+    kagi_buf_printf(b, "]}\n");
     return kagi__done(b);
 }
 
@@ -218,19 +207,19 @@ int kagi_live_topology(kagi_live *l, const char *mode, kagi_buf *b)
 static void kagi__sats(kagi_live *l, double t, kagi_buf *b)
 {
     const kagi_scenario *sc = l->s->sc;
-    kagi__p(b, ",\n\"satellites\": [");
+    kagi_buf_printf(b, ",\n\"satellites\": [");
     for (size_t k = 0; k < l->nsat; k++) {
-        kagi__p(b, "%s{", k ? ",\n" : "");
+        kagi_buf_printf(b, "%s{", k ? ",\n" : "");
         double r[3], re[3], la, lo, alt;
         double t0 = sc->start_utc + t;
         if (!l->sat[k] || !isfinite(t0) || kagi_sat_at(l->sat[k], t0, r, NULL) != KAGI_OK) {
-            kagi__p(b, "\"lat\": null, \"lon\": null, \"track\": []}");
+            kagi_buf_printf(b, "\"lat\": null, \"lon\": null, \"track\": []}");
             continue;
         }
         kagi_teme_to_ecef(t0, r, NULL, re, NULL);
         kagi_ecef_to_geodetic(re, &la, &lo, &alt);
         if (lo > 180) lo -= 360;
-        kagi__p(b, "\"lat\": %.3f, \"lon\": %.3f, \"alt_km\": %.1f, \"track\": [", la, lo, alt);
+        kagi_buf_printf(b, "\"lat\": %.3f, \"lon\": %.3f, \"alt_km\": %.1f, \"track\": [", la, lo, alt);
         double half = kagi_sat_period_min(l->sat[k]) * 30;
         int first = 1;
         for (double u = -half; u <= half + 1e-9; u += 60) {
@@ -238,21 +227,21 @@ static void kagi__sats(kagi_live *l, double t, kagi_buf *b)
             kagi_teme_to_ecef(t0 + u, r, NULL, re, NULL);
             kagi_ecef_to_geodetic(re, &la, &lo, &alt);
             if (lo > 180) lo -= 360;
-            kagi__p(b, "%s%.2f,%.2f", first ? "" : ",", lo, la);
+            kagi_buf_printf(b, "%s%.2f,%.2f", first ? "" : ",", lo, la);
             first = 0;
         }
-        kagi__p(b, "]}");
+        kagi_buf_printf(b, "]}");
     }
-    kagi__p(b, "],\n\"passes_now\": [");
+    kagi_buf_printf(b, "],\n\"passes_now\": [");
     int first = 1;
     for (size_t j = 0; j < l->s->npass; j++) {
         const kagi_sim_pass *p = &l->s->pass[j];
         if (p->aos_s <= t && t < p->los_s) {
-            kagi__p(b, "%s%zu", first ? "" : ",", p->link);
+            kagi_buf_printf(b, "%s%zu", first ? "" : ",", p->link);
             first = 0;
         }
     }
-    kagi__p(b, "]");
+    kagi_buf_printf(b, "]");
 }
 
 /* The events applied up to t (the latest KAGI__EVENTS_MAX). */
@@ -261,23 +250,23 @@ static void kagi__events(const kagi_sim *s, double t, kagi_buf *b)
     size_t n = 0;
     while (n < s->nlog && s->log[n].at_s <= t) n++;
     size_t from = n > KAGI__EVENTS_MAX ? n - KAGI__EVENTS_MAX : 0;
-    kagi__p(b, ",\n\"events_applied\": %zu, \"events\": [", n);
+    kagi_buf_printf(b, ",\n\"events_applied\": %zu, \"events\": [", n);
     for (size_t i = from; i < n; i++) {
         const kagi_sim_log *e = &s->log[i];
-        kagi__p(b, "%s{\"at_s\": ", i > from ? ",\n" : "");
+        kagi_buf_printf(b, "%s{\"at_s\": ", i > from ? ",\n" : "");
         kagi__n(b, e->at_s);
-        kagi__p(b, ", \"kind\": \"%s\", \"target\": %zu, \"name\": ", kagi__ev_name(e->kind),
+        kagi_buf_printf(b, ", \"kind\": \"%s\", \"target\": %zu, \"name\": ", kagi__ev_name(e->kind),
                 e->target);
         kagi__s(b, kagi__item(s->sc, e->kind, e->target));
-        kagi__p(b, "}");
+        kagi_buf_printf(b, "}");
     }
-    kagi__p(b, "]");
+    kagi_buf_printf(b, "]");
 }
 
 /* A column of n unsigned values. */
 #define KAGI__COL(b, key, n, expr)                                                               \
     do {                                                                                         \
-        kagi__p(b, "%s\"%s\": [", first_col ? "" : ",\n", key);                                  \
+        kagi_buf_printf(b, "%s\"%s\": [", first_col ? "" : ",\n", key);                                  \
         first_col = 0;                                                                           \
         for (size_t i = 0; i < (n); i++) {                                                       \
             if (i) kagi_buf_put(b, ",", 1);                                                      \
@@ -302,13 +291,13 @@ int kagi_live_state(kagi_live *l, uint64_t seq, double speed, int done, kagi_buf
     for (size_t i = 0; i < s->nd; i++) kagi_sim_demand(s, i, &ds[i]);
     kagi_sim_totals t;
     kagi_sim_get_totals(s, &t);
-    kagi__p(b, "{\"seq\": %llu, \"t_s\": ", (unsigned long long)seq);
+    kagi_buf_printf(b, "{\"seq\": %llu, \"t_s\": ", (unsigned long long)seq);
     kagi__n(b, t.now_s);
-    kagi__p(b, ", \"end_s\": ");
+    kagi_buf_printf(b, ", \"end_s\": ");
     kagi__n(b, t.end_s);
-    kagi__p(b, ", \"speed\": ");
+    kagi_buf_printf(b, ", \"speed\": ");
     kagi__n(b, speed);
-    kagi__p(b, ", \"done\": %s, \"samples\": %zu,\n\"links\": {", done ? "true" : "false",
+    kagi_buf_printf(b, ", \"done\": %s, \"samples\": %zu,\n\"links\": {", done ? "true" : "false",
             kagi_sim_samples(s));
     int first_col = 1;
     uint64_t mac = s->sc->mac_bits;
@@ -319,15 +308,15 @@ int kagi_live_state(kagi_live *l, uint64_t seq, double speed, int done, kagi_buf
     KAGI__COL(b, "direct_bits", s->nl, ls[i].direct_bits);
     KAGI__COL(b, "discarded_bits", s->nl, ls[i].discarded_bits);
     KAGI__COL(b, "state", s->nl, ls[i].state);
-    kagi__p(b, ",\n\"qber\": [");
+    kagi_buf_printf(b, ",\n\"qber\": [");
     for (size_t i = 0; i < s->nl; i++) {
         if (i) kagi_buf_put(b, ",", 1);
         kagi__n(b, ls[i].qber);
     }
-    kagi__p(b, "]},\n\"nodes\": {");
+    kagi_buf_printf(b, "]},\n\"nodes\": {");
     first_col = 1;
     KAGI__COL(b, "up", s->nn, kagi_sim_node_up(s, i) ? 1 : 0);
-    kagi__p(b, "},\n\"demands\": {");
+    kagi_buf_printf(b, "},\n\"demands\": {");
     first_col = 1;
     KAGI__COL(b, "requests", s->nd, ds[i].requests);
     KAGI__COL(b, "served", s->nd, ds[i].served);
@@ -337,21 +326,21 @@ int kagi_live_state(kagi_live *l, uint64_t seq, double speed, int done, kagi_buf
     KAGI__COL(b, "served_bits", s->nd, ds[i].served_bits);
     /* the route a demand last used (or tried): its links from its source,
      * paths of a split demand one after another */
-    kagi__p(b, ",\n\"route\": [");
+    kagi_buf_printf(b, ",\n\"route\": [");
     for (size_t i = 0; i < s->nd && i < KAGI__ROUTES_MAX; i++) {
         const kagi__dm *m = &s->dm[i];
-        kagi__p(b, "%s[", i ? "," : "");
+        kagi_buf_printf(b, "%s[", i ? "," : "");
         size_t n = 0;
         for (uint32_t k = 0; k < m->npaths; k++) n += m->plen[k];
-        for (size_t k = 0; k < n; k++) kagi__p(b, "%s%u", k ? "," : "", m->path[k]);
+        for (size_t k = 0; k < n; k++) kagi_buf_printf(b, "%s%u", k ? "," : "", m->path[k]);
         kagi_buf_put(b, "]", 1);
     }
-    kagi__p(b, "]}");
+    kagi_buf_printf(b, "]}");
     free(ls);
     free(ds);
     kagi__sats(l, t.now_s, b);
     kagi__events(s, t.now_s, b);
-    kagi__p(b, ",\n\"totals\": {\"requests\": %llu, \"served\": %llu, \"blocked\": %llu, "
+    kagi_buf_printf(b, ",\n\"totals\": {\"requests\": %llu, \"served\": %llu, \"blocked\": %llu, "
             "\"timed_out\": %llu, \"waiting\": %llu, \"generated_bits\": %llu, "
             "\"consumed_bits\": %llu, \"discarded_bits\": %llu}}\n",
             (unsigned long long)t.requests, (unsigned long long)t.served,
@@ -399,29 +388,29 @@ int kagi_live_sample(kagi_live *l, size_t k, kagi_buf *b)
     KAGI__FAIL_IF(k >= ns, KAGI_ERR_ARG, "sample %zu: there are %zu samples", k, ns);
     double t = kagi_sim_sample_time(s, k);
     kagi__states_at(l, t);
-    kagi__p(b, "{\"sample\": %zu, \"t_s\": ", k);
+    kagi_buf_printf(b, "{\"sample\": %zu, \"t_s\": ", k);
     kagi__n(b, t);
-    kagi__p(b, ", \"end_s\": ");
+    kagi_buf_printf(b, ", \"end_s\": ");
     kagi__n(b, s->end);
-    kagi__p(b, ", \"samples\": %zu,\n\"links\": {", ns);
+    kagi_buf_printf(b, ", \"samples\": %zu,\n\"links\": {", ns);
     int first_col = 1;
     KAGI__COL(b, "pool_bits", s->nl, kagi_sim_link_sample(s, k, i, KAGI_SIM_POOL));
     KAGI__COL(b, "generated_bits", s->nl, kagi_sim_link_sample(s, k, i, KAGI_SIM_GENERATED));
     KAGI__COL(b, "consumed_bits", s->nl, kagi_sim_link_sample(s, k, i, KAGI_SIM_CONSUMED));
     KAGI__COL(b, "state", s->nl, kagi__link_state(l, i));
-    kagi__p(b, "},\n\"nodes\": {");
+    kagi_buf_printf(b, "},\n\"nodes\": {");
     first_col = 1;
     KAGI__COL(b, "up", s->nn, l->up[i]);
-    kagi__p(b, "},\n\"demands\": {");
+    kagi_buf_printf(b, "},\n\"demands\": {");
     first_col = 1;
     KAGI__COL(b, "served", s->nd, kagi_sim_demand_sample(s, k, i, KAGI_SIM_SERVED));
     KAGI__COL(b, "blocked", s->nd, kagi_sim_demand_sample(s, k, i, KAGI_SIM_BLOCKED));
     KAGI__COL(b, "timed_out", s->nd, kagi_sim_demand_sample(s, k, i, KAGI_SIM_TIMED_OUT));
     KAGI__COL(b, "waiting", s->nd, kagi_sim_demand_sample(s, k, i, KAGI_SIM_WAITING));
-    kagi__p(b, "}");
+    kagi_buf_printf(b, "}");
     kagi__sats(l, t, b);
     kagi__events(s, t, b);
-    kagi__p(b, "}\n");
+    kagi_buf_printf(b, "}\n");
     return kagi__done(b);
 }
 
@@ -432,7 +421,7 @@ static void kagi__series_col(const kagi_sim *s, kagi_buf *b, const char *key, ch
                              int fig)
 {
     size_t ns = kagi_sim_samples(s);
-    kagi__p(b, ",\n\"%s\": [", key);
+    kagi_buf_printf(b, ",\n\"%s\": [", key);
     for (size_t k = 0; k < ns; k++) {
         uint64_t v = 0;
         if (what == 'l') {
@@ -455,7 +444,7 @@ int kagi_live_series(kagi_live *l, char what, size_t i, kagi_buf *b)
     size_t ns = kagi_sim_samples(s);
     size_t lim = what == 'l' ? s->nl : what == 'n' ? s->nn : what == 'd' ? s->nd : 0;
     KAGI__FAIL_IF(i >= lim, KAGI_ERR_ARG, "series: %c%zu is out of range", what, i);
-    kagi__p(b, "{\"samples\": %zu, \"t_s\": [", ns);
+    kagi_buf_printf(b, "{\"samples\": %zu, \"t_s\": [", ns);
     for (size_t k = 0; k < ns; k++) {
         if (k) kagi_buf_put(b, ",", 1);
         kagi__n(b, kagi_sim_sample_time(s, k));
@@ -471,6 +460,6 @@ int kagi_live_series(kagi_live *l, char what, size_t i, kagi_buf *b)
         kagi__series_col(s, b, "generated_bits", what, i, KAGI_SIM_GENERATED);
         kagi__series_col(s, b, "consumed_bits", what, i, KAGI_SIM_CONSUMED);
     }
-    kagi__p(b, "}\n");
+    kagi_buf_printf(b, "}\n");
     return kagi__done(b);
 }

@@ -301,22 +301,11 @@ static const char *kagi__reason(int st)
     }
 }
 
-static void kagi__bprintf(kagi_buf *b, const char *fmt, ...) KAGI__PRINTF(2, 3);
-static void kagi__bprintf(kagi_buf *b, const char *fmt, ...)
-{
-    char tmp[1024]; /* a response head; the longest is about 300 bytes */
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) kagi_buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* Queue a whole response on c. */
 static void kagi__respond(kagi__conn *c, int status, const char *type, const void *body,
                           size_t len, int keep, int head_only)
 {
-    kagi__bprintf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+    kagi_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                   "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
                   "Content-Security-Policy: default-src 'self'; style-src 'self' "
                   "'unsafe-inline'; img-src 'self' data:\r\n%s%s\r\n", status,
@@ -378,7 +367,7 @@ static void kagi__static(kagi_serve *s, kagi__conn *c, const char *path, size_t 
 
 static void kagi__start_stream(kagi_serve *s, kagi__conn *c)
 {
-    kagi__bprintf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    kagi_buf_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                   "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\r\n"
                   "retry: 1000\n\n");
     if (s->state) kagi_sse_frame(&c->out, "state", s->state, s->state_len);
