@@ -4,7 +4,8 @@
 # fibre link's predicted key rate, the same link simulated pulse by pulse
 # and its raw detections distilled (the length against the prediction),
 # and a 10^6-bit sifted pair at 2% QBER distilled in one process and again
-# as two processes over TCP on loopback.
+# as two processes over TCP on loopback; last, a testbed of four real KMEs
+# relays a key across three links.
 set -euo pipefail
 kagi=${1:-build/kagi}
 dir=$(mktemp -d /tmp/kagi-example.XXXXXX)
@@ -58,3 +59,36 @@ pid=$!
 wait $pid
 cmp "$dir/tcp-alice.bits" "$dir/tcp-bob.bits" && echo "TCP final keys identical: $(stat -c %s "$dir/tcp-alice.bits") bytes"
 cmp -s "$dir/auth.key" "$dir/auth-bob.key" && echo "authentication key files agree: $(stat -c %s "$dir/auth.key") bytes left of 65536"
+echo
+echo "== a network of real KMEs (kagi testbed): alice at Otemachi gets a key for bob at Koganei,"
+echo "   three links and two trusted relays away; bob fetches the same key from his own KME"
+tb="$dir/testbed"
+"$kagi" testbed "$here/testbed.yaml" --dir "$tb" > "$dir/testbed.log" 2>&1 &
+tpid=$!
+trap 'kill -TERM $tpid 2>/dev/null; wait $tpid 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 200); do [ -f "$tb/endpoints.json" ] && break; sleep 0.1; done
+python3 - "$tb/endpoints.json" <<'PY'
+import base64, http.client, json, ssl, sys
+e = json.load(open(sys.argv[1]))
+p = e["pairs"][0]
+def call(who, url, path):
+    c = ssl.create_default_context(cafile=e["ca"])
+    c.load_cert_chain(who["cert"], who["key"])
+    host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
+    h = http.client.HTTPSConnection(host, int(port), context=c, timeout=20)
+    h.request("GET", path)
+    r = h.getresponse()
+    return r.status, json.loads(r.read())
+m, s = p["master"], p["slave"]
+st, got = call(m, m["kme_url"], "/api/v1/keys/%s/enc_keys?number=2" % s["id"])
+assert st == 200, (st, got)
+ids = ",".join(k["key_ID"] for k in got["keys"])
+st2, back = call(s, s["kme_url"], "/api/v1/keys/%s/dec_keys?key_ID=%s" % (m["id"], got["keys"][0]["key_ID"]))
+assert st2 == 200, (st2, back)
+same = back["keys"][0]["key"] == got["keys"][0]["key"]
+print("%s at %s: enc_keys for %s -> 2 keys (%d hops); %s at %s: dec_keys -> %s"
+      % (m["id"], m["kme"], s["id"], p["hops"], s["id"], s["kme"], "the same key" if same else "A DIFFERENT KEY"))
+sys.exit(0 if same else 1)
+PY
+kill -TERM $tpid; wait $tpid && echo "testbed stopped cleanly (4 KMEs)"
+trap 'rm -rf "$dir"' EXIT
