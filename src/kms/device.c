@@ -174,7 +174,7 @@ static int kagi__ingest(kagi_store *s, uint32_t link, const char *link_name, con
             unlinkat(dfd, name, 0);
             (void)fsync(dfd);
             (*stored)++;
-            kagi__log(KAGI__LOG_INFO, "link %s: stored block %llu (%zu bytes) from %s", link_name,
+            kagi__log(KAGI__LOG_DEBUG, "link %s: stored block %llu (%zu bytes) from %s", link_name,
                       (unsigned long long)id, klen, name);
         } else if (!e && op.result == KAGI_STORE_BAD_ID) {
             /* Stored before (a crash between commit and removal) or replayed:
@@ -234,14 +234,34 @@ int kagi_device_dir_scan(kagi_store *s, uint32_t link, const char *link_name, co
     return e;
 }
 
+/* Blocks stored, logged at info once a minute (each block at debug: a
+ * fast device hands in dozens a second). */
+static void kagi__dir_tally(kagi_device *d, unsigned long long *n, double *since, int force)
+{
+    double now = kagi__now();
+    if (*n && (force || now - *since >= 60)) {
+        kagi__log(KAGI__LOG_INFO, "link %s: %llu block%s stored in the last %.0f s; the pool holds %llu bytes",
+                  d->name, *n, *n == 1 ? "" : "s", now - *since,
+                  (unsigned long long)kagi_store_pool_bytes(d->s, d->link));
+        *n = 0;
+    }
+    if (force || now - *since >= 60) *since = now;
+}
+
 static void *kagi__dir_main(void *arg)
 {
     kagi_device *d = arg;
-    double next = kagi__now();
+    double next = kagi__now(), since = next;
+    unsigned long long tally = 0;
+    /* the first block is worth a line at once: the device works */
+    int first = 1;
     for (;;) {
         unsigned stored = 0;
         if (kagi_device_dir_scan(d->s, d->link, d->name, d->dir, d->cap, &stored))
             kagi__log(KAGI__LOG_ERROR, "%s", kagi_errdetail());
+        tally += stored;
+        kagi__dir_tally(d, &tally, &since, first && stored);
+        if (stored) first = 0;
         next += d->poll_ms * 1e-3;
         double now = kagi__now();
         if (next < now) next = now;
@@ -251,6 +271,7 @@ static void *kagi__dir_main(void *arg)
         pthread_mutex_unlock(&d->mu);
         if (stop) break;
     }
+    kagi__dir_tally(d, &tally, &since, 1);
     return NULL;
 }
 
