@@ -292,7 +292,7 @@ int kagi_ldpc_code_circulant(const kagi_ldpc_code *c, size_t e, uint32_t *row, u
 
 /* s_i ^= x_j rotated by sh: bit r of the result is bit (r + sh) % z of x_j.
  * z is a multiple of 64, so the rotation wraps at a word boundary. */
-static void kagi__rot_xor(uint64_t *s, const uint64_t *x, size_t zw, uint32_t sh)
+void kagi__ldpc_rot_xor(uint64_t *s, const uint64_t *x, size_t zw, uint32_t sh)
 {
     size_t k = sh >> 6;
     unsigned b = sh & 63;
@@ -316,7 +316,7 @@ void kagi_ldpc_syndrome(const kagi_ldpc_code *c, const uint64_t *x, uint64_t *s)
     memset(s, 0, c->mb * zw * sizeof *s);
     for (uint32_t i = 0; i < c->mb; i++)
         for (uint32_t e = c->row_ptr[i]; e < c->row_ptr[i + 1]; e++)
-            kagi__rot_xor(s + i * zw, x + (size_t)c->col[e] * zw, zw, c->shift[e]);
+            kagi__ldpc_rot_xor(s + i * zw, x + (size_t)c->col[e] * zw, zw, c->shift[e]);
 }
 
 /* Check index of the e-th circulant (in column order) of bit v. */

@@ -335,26 +335,6 @@ KAGI__T_AVX2 static void kagi__hard_avx2(const int16_t *L, size_t n, uint64_t *o
 
 /* ------------------------------------------------------------- driver */
 
-/* s ^= x rotated by sh (bit r of the result is bit (r + sh) % z of x), as
- * in ldpc.c's syndrome. */
-static void kagi__rot_xor(uint64_t *s, const uint64_t *x, size_t zw, uint32_t sh)
-{
-    size_t k = sh >> 6;
-    unsigned b = sh & 63;
-    if (!b) {
-        for (size_t w = 0; w < zw; w++) {
-            s[w] ^= x[k];
-            if (++k == zw) k = 0;
-        }
-        return;
-    }
-    for (size_t w = 0; w < zw; w++) {
-        size_t k1 = k + 1 == zw ? 0 : k + 1;
-        s[w] ^= (x[k] >> b) | (x[k1] << (64 - b));
-        k = k1;
-    }
-}
-
 /* Hard decision of block column j into out (z bits). */
 static void kagi__hard_col(const kagi_ldpc_decoder *d, uint32_t j, uint64_t *out)
 {
@@ -387,7 +367,7 @@ static int kagi__met(kagi_ldpc_decoder *d, uint64_t *out)
                 kagi__hard_col(d, j, out);
                 done[j] = 1;
             }
-            kagi__rot_xor(s, out + (size_t)j * zw, zw, c->shift[e]);
+            kagi__ldpc_rot_xor(s, out + (size_t)j * zw, zw, c->shift[e]);
         }
         if (memcmp(s, d->syn + (size_t)i * zw, zw * sizeof *s) != 0) return 0;
     }

@@ -56,6 +56,10 @@ size_t kagi__frame_diff(const kagi_ldpc_plan *p, const uint64_t *a, const uint64
  * and 40 iterations, 2 threads) filled in where 0. */
 void kagi__ldpc_params_resolve(kagi_ldpc_params *p);
 
+/* s ^= x rotated by sh (one circulant, z = 64 zw bits): bit r of the
+ * result is bit (r + sh) mod z of x. */
+void kagi__ldpc_rot_xor(uint64_t *s, const uint64_t *x, size_t zw, uint32_t sh);
+
 /* LDPC reconciliation over ch (ldpc_wire.c, docs/ldpc.md "Wire format"):
  * Alice's key is read, Bob's corrected in place, frame by frame. qber (in
  * (0, 0.11]) and the params must be the same on both sides. st gets this
