@@ -733,6 +733,25 @@ static void optimize_is_deterministic_and_no_worse(void)
     }
 }
 
+/* Protocol and after-pulse model names: both ways, and a wrong name's
+ * error lists the choices. */
+static void names_parse_both_ways(void)
+{
+    kagi_protocol p = KAGI_PROTO_BB84_DECOY;
+    ASSERT_OK(kagi_protocol_parse("tf-qkd", &p));
+    ASSERT_EQ(p, KAGI_PROTO_TF_QKD);
+    ASSERT_TRUE(!strcmp(kagi_protocol_name(p), "tf-qkd"));
+    ASSERT_OK(kagi_protocol_parse(kagi_protocol_name(KAGI_PROTO_BB84_DECOY), &p));
+    ASSERT_EQ(p, KAGI_PROTO_BB84_DECOY);
+    ASSERT_EQ(kagi_protocol_parse("bb84", &p), KAGI_ERR_ARG);
+    ASSERT_TRUE(strstr(kagi_errdetail(), "bb84-decoy or tf-qkd") != NULL);
+    kagi_afterpulse_model m = KAGI_AFTERPULSE_GATE;
+    ASSERT_OK(kagi_afterpulse_model_parse("lim", &m));
+    ASSERT_EQ(m, KAGI_AFTERPULSE_LIM);
+    ASSERT_EQ(kagi_afterpulse_model_parse("Lim", &m), KAGI_ERR_ARG);
+    ASSERT_EQ(m, KAGI_AFTERPULSE_LIM);
+}
+
 T_MAIN(T(link_check_rejects_each_bad_field), T(keyrate_rejects_bad_modes),
        T(eta_and_plob_known_values), T(infinite_decoy_matches_naive_formula),
        T(gys_infinite_decoy_reaches_142_km), T(vacuum_weak_below_infinite_and_converges),
@@ -740,4 +759,4 @@ T_MAIN(T(link_check_rejects_each_bad_field), T(keyrate_rejects_bad_modes),
        T(finite_rate_is_lim_bound_of_expected_counts), T(lim_block_1e4_reaches_135_km),
        T(finite_rate_rises_toward_asymptotic), T(tf_qkd_sns_reach_and_plob),
        T(rates_zero_beyond_cutoff_never_negative), T(dead_time_caps_detected_rate),
-       T(afterpulses_raise_errors), T(optimize_is_deterministic_and_no_worse))
+       T(afterpulses_raise_errors), T(optimize_is_deterministic_and_no_worse), T(names_parse_both_ways))

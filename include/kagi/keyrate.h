@@ -42,6 +42,12 @@ typedef enum kagi_afterpulse_model {
                                  Lim et al. 2014 (to reproduce their figures) */
 } kagi_afterpulse_model;
 
+/* The names files and command lines use: "bb84-decoy", "tf-qkd"; "gate",
+ * "lim". Parsing fails with KAGI_ERR_ARG, the detail naming the choices. */
+int kagi_protocol_parse(const char *s, kagi_protocol *out) KAGI_NODISCARD KAGI_NONNULL(1, 2);
+const char *kagi_protocol_name(kagi_protocol p);
+int kagi_afterpulse_model_parse(const char *s, kagi_afterpulse_model *out) KAGI_NODISCARD KAGI_NONNULL(1, 2);
+
 typedef struct kagi_link {
     /* source */
     double mu[3];         /* intensities: signal mu1 > decoy mu2 > mu3 >= 0,

@@ -99,12 +99,9 @@ static int kagi__parse(const kagi_cli_cmd *cmd, kagi_link *l, kagi__setup *s)
     kagi_link_defaults(l);
     memset(s, 0, sizeof *s);
     const char *proto = kagi_cli_get(cmd, "protocol");
-    if (!proto || !strcmp(proto, "bb84-decoy"))
-        s->proto = KAGI_PROTO_BB84_DECOY;
-    else if (!strcmp(proto, "tf-qkd"))
-        s->proto = KAGI_PROTO_TF_QKD;
-    else
-        return kagi_cli_usage_error(cmd, "--protocol: '%s' is not bb84-decoy or tf-qkd", proto);
+    s->proto = KAGI_PROTO_BB84_DECOY;
+    if (proto && kagi_protocol_parse(proto, &s->proto))
+        return kagi_cli_usage_error(cmd, "--protocol: %s", kagi_errdetail());
     int tf = s->proto == KAGI_PROTO_TF_QKD;
     if ((rc = kagi_cli_range(cmd, "finite", 1, 1, 1e30, 1, &s->n_block))) return rc;
     const char *dec = kagi_cli_get(cmd, "decoys");
@@ -144,9 +141,9 @@ static int kagi__parse(const kagi_cli_cmd *cmd, kagi_link *l, kagi__setup *s)
         (rc = kagi_cli_range(cmd, "eps-cor", 0, 0, 1, 0, &l->eps_cor)))
         return rc;
     const char *am = kagi_cli_get(cmd, "afterpulse-model");
-    if (am && strcmp(am, "gate") && strcmp(am, "lim"))
-        return kagi_cli_usage_error(cmd, "--afterpulse-model: expected gate or lim, got '%s'", am);
-    l->afterpulse_model = am && !strcmp(am, "lim") ? KAGI_AFTERPULSE_LIM : KAGI_AFTERPULSE_GATE;
+    l->afterpulse_model = KAGI_AFTERPULSE_GATE;
+    if (am && kagi_afterpulse_model_parse(am, &l->afterpulse_model))
+        return kagi_cli_usage_error(cmd, "--afterpulse-model: %s", kagi_errdetail());
     if (s->decoys == KAGI_DECOYS_TWO && (rc = kagi_cli_link_decoys(cmd, l))) return rc;
     /* Anything the ranges above let through is caught here, by name. */
     if (kagi_link_check(l, tf ? KAGI_DECOYS_INFINITE : s->decoys) != KAGI_OK)
@@ -232,11 +229,6 @@ static void kagi__print_csv(const kagi__setup *s, const kagi__row *rows, size_t 
     }
 }
 
-static const char *kagi__proto_name(const kagi__setup *s)
-{
-    return s->proto == KAGI_PROTO_TF_QKD ? "tf-qkd" : "bb84-decoy";
-}
-
 /* One line of the parameters behind a run; short enough for a chart's
  * subtitle (the protocol is in the title). */
 static void kagi__describe(const kagi__setup *s, const kagi_link *l, char *buf, size_t len)
@@ -254,7 +246,7 @@ static void kagi__print_table(const kagi__setup *s, const kagi_link *l, const ka
 {
     char desc[256];
     kagi__describe(s, l, desc, sizeof desc);
-    printf("# %s, %s\n", kagi__proto_name(s), desc);
+    printf("# %s, %s\n", kagi_protocol_name(s->proto), desc);
     int two = s->proto == KAGI_PROTO_BB84_DECOY && s->decoys == KAGI_DECOYS_TWO;
     int tf = s->proto == KAGI_PROTO_TF_QKD;
     /* Two heading lines, names then units, over the same columns. */
@@ -299,7 +291,7 @@ static int kagi__plot(const kagi_cli_cmd *cmd, const kagi__setup *s, const kagi_
         if (y[i] > 0) last = x[i];
     }
     char title[96], desc[256], mark[64];
-    snprintf(title, sizeof title, "Secret key rate, %s", kagi__proto_name(s));
+    snprintf(title, sizeof title, "Secret key rate, %s", kagi_protocol_name(s->proto));
     kagi__describe(s, l, desc, sizeof desc);
     kagi_plot *p = NULL;
     if (!e)

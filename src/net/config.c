@@ -139,12 +139,8 @@ static int kagi__link_key(const kagi__cfgctx *x, kagi_kme_link_cfg *l, const cha
         else return kagi__cfail(x, "'%s' is not a source (sim, dir or none)", v);
         return KAGI_OK;
     }
-    if (!strcmp(k, "protocol")) {
-        if (!strcmp(v, "bb84-decoy")) l->protocol = KAGI_PROTO_BB84_DECOY;
-        else if (!strcmp(v, "tf-qkd")) l->protocol = KAGI_PROTO_TF_QKD;
-        else return kagi__cfail(x, "'%s' is not a protocol (bb84-decoy or tf-qkd)", v);
-        return KAGI_OK;
-    }
+    if (!strcmp(k, "protocol"))
+        return kagi_protocol_parse(v, &l->protocol) ? kagi__cfail(x, "%s", kagi_errdetail()) : KAGI_OK;
     if (!strcmp(k, "distance_km")) return kagi__dbl(x, v, 0, 1e5, &m->distance_km);
     if (!strcmp(k, "fiber_loss")) return kagi__dbl(x, v, 0, 10, &m->fiber_loss_db_km);
     if (!strcmp(k, "extra_loss")) return kagi__dbl(x, v, 0, 200, &m->extra_loss_db);

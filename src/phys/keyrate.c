@@ -19,6 +19,27 @@ static double kagi__ratio(double a, double b)
     return b > 0 ? a / b : 0.0;
 }
 
+int kagi_protocol_parse(const char *s, kagi_protocol *out)
+{
+    if (!strcmp(s, "bb84-decoy")) *out = KAGI_PROTO_BB84_DECOY;
+    else if (!strcmp(s, "tf-qkd")) *out = KAGI_PROTO_TF_QKD;
+    else return kagi__err(KAGI_ERR_ARG, "'%s' is not bb84-decoy or tf-qkd", s);
+    return KAGI_OK;
+}
+
+const char *kagi_protocol_name(kagi_protocol p)
+{
+    return p == KAGI_PROTO_TF_QKD ? "tf-qkd" : "bb84-decoy";
+}
+
+int kagi_afterpulse_model_parse(const char *s, kagi_afterpulse_model *out)
+{
+    if (!strcmp(s, "gate")) *out = KAGI_AFTERPULSE_GATE;
+    else if (!strcmp(s, "lim")) *out = KAGI_AFTERPULSE_LIM;
+    else return kagi__err(KAGI_ERR_ARG, "'%s' is not gate or lim", s);
+    return KAGI_OK;
+}
+
 void kagi_link_defaults(kagi_link *l)
 {
     memset(l, 0, sizeof *l);

@@ -247,12 +247,7 @@ static int kagi__ap_model(kagi__y *y, kagi__yn *n, const char *path, kagi_afterp
 {
     const char *v;
     KAGI__TRY(kagi__scalar(y, n, path, &v));
-    if (!strcmp(v, "gate"))
-        *out = KAGI_AFTERPULSE_GATE;
-    else if (!strcmp(v, "lim"))
-        *out = KAGI_AFTERPULSE_LIM;
-    else
-        return kagi__yerr(y, n, path, "'%s' is not gate or lim", v);
+    if (kagi_afterpulse_model_parse(v, out)) return kagi__yerr(y, n, path, "%s", kagi_errdetail());
     return KAGI_OK;
 }
 
@@ -514,12 +509,7 @@ static int kagi__link_pair(kagi__y *y, size_t k, kagi__yn *v, const char *path, 
     switch (k) {
     case 0:
         KAGI__TRY(kagi__scalar(y, v, path, &s));
-        if (!strcmp(s, "bb84-decoy"))
-            l->protocol = KAGI_PROTO_BB84_DECOY;
-        else if (!strcmp(s, "tf-qkd"))
-            l->protocol = KAGI_PROTO_TF_QKD;
-        else
-            return kagi__yerr(y, v, path, "'%s' is not bb84-decoy or tf-qkd", s);
+        if (kagi_protocol_parse(s, &l->protocol)) return kagi__yerr(y, v, path, "%s", kagi_errdetail());
         return KAGI_OK;
     case 1:
         KAGI__TRY(kagi__scalar(y, v, path, &s));
