@@ -103,7 +103,9 @@ with guarded(R, d):
         block_file(f"{n.d}/spool-{link}", link, 1, dev)
     for n in (A, B, C):
         n.start()
-    R.check("three KMEs started", True)
+    ready = [open(f"{n.d}/ready").read().strip() for n in (A, B, C)]
+    R.check("three KMEs serve on the ports their peers were told",
+            ready == [f"127.0.0.1:{p}" for p in (pa, pb, pc)], ready)
     R.check("A's pool for SAE_B fills (its half of the block: 32 keys)", wait_pool(A, "SAE_A", "SAE_B", 32))
     wait_pool(B, "SAE_B", "SAE_C", 32)
     wait_pool(C, "SAE_C", "SAE_B", 32)

@@ -382,6 +382,28 @@ static void kagi__units_free(kagi__unit *u, size_t n)
     free(u);
 }
 
+/* Keep only the tail of a pool unit: its bytes from offset off of block
+ * (tail, len of them) replace the row id, sealed anew for that offset
+ * (the associated data names the offset, so the old seal would no longer
+ * open). */
+static int kagi__reseal_tail(kagi_store *s, uint32_t link, int64_t id, int64_t block, uint32_t off,
+                             const uint8_t *tail, size_t len)
+{
+    uint8_t nonce[KAGI__NONCE], ct[4096 + KAGI__TAG], aad[32];
+    size_t al = kagi__aad_unit(aad, link, (uint64_t)block, off);
+    int e = kagi__seal(s, aad, al, tail, len, nonce, ct);
+    if (!e) {
+        sqlite3_stmt *up = s->st[S_POOL_UPD];
+        sqlite3_bind_int64(up, 1, id);
+        sqlite3_bind_int64(up, 2, off);
+        sqlite3_bind_blob(up, 3, nonce, KAGI__NONCE, SQLITE_STATIC);
+        sqlite3_bind_blob(up, 4, ct, (int)(len + KAGI__TAG), SQLITE_STATIC);
+        e = kagi__exec(s, S_POOL_UPD);
+    }
+    kagi_wipe(ct, len + KAGI__TAG);
+    return e;
+}
+
 /* Take need bytes from the front of a link's pool into out. *bad is set to
  * the id of a unit that failed authentication (to be discarded). */
 static kagi_store_result kagi__take(kagi_store *s, kagi_store_op *op, uint32_t link, uint8_t *out,
@@ -447,21 +469,8 @@ static kagi_store_result kagi__take(kagi_store *s, kagi_store_op *op, uint32_t l
         memcpy(out + have, pt, use);
         have += use;
         if (use < len) {
-            /* The last unit is split: its rest goes back, resealed at its new offset. */
-            uint8_t nonce[KAGI__NONCE], ct[4096 + KAGI__TAG];
-            uint32_t noff = x->off + (uint32_t)use;
-            al = kagi__aad_unit(aad, link, (uint64_t)x->block, noff);
-            int e = kagi__seal(s, aad, al, pt + use, len - use, nonce, ct);
-            if (!e) {
-                sqlite3_stmt *up = s->st[S_POOL_UPD];
-                sqlite3_bind_int64(up, 1, x->id);
-                sqlite3_bind_int64(up, 2, noff);
-                sqlite3_bind_blob(up, 3, nonce, KAGI__NONCE, SQLITE_STATIC);
-                sqlite3_bind_blob(up, 4, ct, (int)(len - use + KAGI__TAG), SQLITE_STATIC);
-                e = kagi__exec(s, S_POOL_UPD);
-            }
-            kagi_wipe(ct, len - use + KAGI__TAG);
-            if (e) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
+            /* The last unit is split: its rest goes back. */
+            if (kagi__reseal_tail(s, link, x->id, x->block, x->off + (uint32_t)use, pt + use, len - use)) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
             /* Units before this one are consumed whole. */
             if (r == KAGI_STORE_DONE && i > 0) {
                 sqlite3_stmt *d = s->st[S_POOL_DEL_RANGE];
@@ -762,7 +771,7 @@ static kagi_store_result kagi__add_block(kagi_store *s, kagi_store_op *op)
 static kagi_store_result kagi__skip_to(kagi_store *s, kagi_store_op *op, uint32_t link, int64_t block,
                                        uint32_t off, int64_t *bad)
 {
-    uint8_t pt[4096 + KAGI__TAG], ct[4096 + KAGI__TAG];
+    uint8_t pt[4096 + KAGI__TAG];
     kagi_store_result r = KAGI_STORE_DONE;
     for (;;) {
         sqlite3_stmt *st = s->st[S_POOL_SEL];
@@ -804,7 +813,7 @@ static kagi_store_result kagi__skip_to(kagi_store *s, kagi_store_op *op, uint32_
             continue;
         }
         /* straddles: keep the part from off on, resealed at off */
-        uint8_t nonce[KAGI__NONCE], aad[32];
+        uint8_t aad[32];
         size_t al = kagi__aad_unit(aad, link, (uint64_t)ub, uo);
         int e = len > 4096 || nlen != KAGI__NONCE ||
                 kagi__unseal(s, aad, al, sqlite3_column_blob(st, 3), nlen, sqlite3_column_blob(st, 4), ctlen, pt);
@@ -815,22 +824,11 @@ static kagi_store_result kagi__skip_to(kagi_store *s, kagi_store_op *op, uint32_
             break;
         }
         size_t cut = off - uo;
-        al = kagi__aad_unit(aad, link, (uint64_t)ub, off);
-        e = kagi__seal(s, aad, al, pt + cut, len - cut, nonce, ct);
-        if (!e) {
-            sqlite3_stmt *up = s->st[S_POOL_UPD];
-            sqlite3_bind_int64(up, 1, id);
-            sqlite3_bind_int64(up, 2, off);
-            sqlite3_bind_blob(up, 3, nonce, KAGI__NONCE, SQLITE_STATIC);
-            sqlite3_bind_blob(up, 4, ct, (int)(len - cut + KAGI__TAG), SQLITE_STATIC);
-            e = kagi__exec(s, S_POOL_UPD);
-        }
-        if (e) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
+        if (kagi__reseal_tail(s, link, id, ub, off, pt + cut, len - cut)) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
         else s->links[link].avail -= cut < s->links[link].avail ? cut : s->links[link].avail;
         break;
     }
     kagi_wipe(pt, sizeof pt);
-    kagi_wipe(ct, sizeof ct);
     return r;
 }
 

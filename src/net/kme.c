@@ -397,6 +397,21 @@ long kagi__link_to(const kagi_kme_config *cfg, const char *kme)
     return -1;
 }
 
+/* The link that leads to KME kme: its own (a neighbour, or this KME's
+ * loopback link), else the first hop of the route to it (*route set);
+ * -1 when none does. */
+static long kagi__first_hop(const kagi_kme_config *cfg, const char *kme, const kagi_kme_route_cfg **route)
+{
+    *route = NULL;
+    long i = kagi__link_to(cfg, kme);
+    for (size_t j = 0; i < 0 && j < cfg->n_routes; j++)
+        if (!strcmp(cfg->routes[j].dest, kme)) {
+            *route = &cfg->routes[j];
+            i = kagi__link_to(cfg, cfg->routes[j].hops[0]);
+        }
+    return i;
+}
+
 /* Where the keys for a master here and its slaves come from: the loopback
  * link when they are all attached here; else the path of KMEs to theirs
  * (a neighbour, or a configured route) and the link to its first hop. */
@@ -417,22 +432,19 @@ static int kagi__route(kagi__kme *k, kagi__call *c, const char *const *slaves, u
         }
         kme = s->kme;
     }
+    const kagi_kme_route_cfg *r = NULL;
+    long i = kagi__first_hop(cfg, kme, &r);
+    if (i < 0) {
+        snprintf(msg, cap, "no link or route of this KME reaches KME %s", kme);
+        return 503;
+    }
     c->n_path = 0;
-    long i = kagi__link_to(cfg, kme);
-    if (i >= 0 && strcmp(kme, cfg->kme_id) != 0) {
-        snprintf(c->path[0], sizeof c->path[0], "%s", kme);
-        c->n_path = 1;
-    } else if (i < 0) {
-        const kagi_kme_route_cfg *r = NULL;
-        for (size_t j = 0; j < cfg->n_routes; j++)
-            if (!strcmp(cfg->routes[j].dest, kme)) r = &cfg->routes[j];
-        if (!r) {
-            snprintf(msg, cap, "no link or route of this KME reaches KME %s", kme);
-            return 503;
-        }
+    if (r) {
         for (unsigned j = 0; j < r->n_hops; j++) memcpy(c->path[j], r->hops[j], sizeof c->path[j]);
         c->n_path = r->n_hops;
-        i = kagi__link_to(cfg, r->hops[0]);
+    } else if (strcmp(kme, cfg->kme_id) != 0) {
+        snprintf(c->path[0], sizeof c->path[0], "%s", kme);
+        c->n_path = 1;
     }
     c->first_link = i;
     *link = c->n_path ? k->out_ids[i] : k->link_ids[i];
@@ -451,9 +463,8 @@ static void kagi__status(kagi__kme *k, kagi__conn *conn, const kagi_etsi_req *r)
     }
     /* keys this KME could issue now: its own direction of the first link */
     uint64_t stored = 0;
-    long i = kagi__link_to(cfg, s->kme);
-    for (size_t j = 0; i < 0 && j < cfg->n_routes; j++)
-        if (!strcmp(cfg->routes[j].dest, s->kme)) i = kagi__link_to(cfg, cfg->routes[j].hops[0]);
+    const kagi_kme_route_cfg *route;
+    long i = kagi__first_hop(cfg, s->kme, &route);
     if (i >= 0) stored = kagi_store_pool_bytes(k->store, k->out_ids[i]) / (cfg->key_size / 8);
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "source_KME_ID", cfg->kme_id,
                           "target_KME_ID", s->kme, "master_SAE_ID", conn->sae, "slave_SAE_ID", s->id,
