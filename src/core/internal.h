@@ -50,6 +50,12 @@ int kagi__afile_close(kagi__afile *a, int rc);
 /* Wipe memory the compiler may not elide. */
 void kagi__wipe(void *p, size_t n);
 
+/* Run fn(arg) on n threads at once: the calling thread and n - 1 more
+ * (at most 63; a thread that cannot start only costs parallelism), and
+ * return when all are done. The callers share work through arg (an
+ * atomic counter of the next item). */
+void kagi__run_threads(unsigned n, void *(*fn)(void *), void *arg);
+
 /* nb (1..64) bits of w from bit off; reads only the words holding them. */
 static inline uint64_t kagi__get_bits(const uint64_t *w, size_t off, size_t nb)
 {

@@ -997,17 +997,7 @@ int kagi_toeplitz_batch(kagi_toeplitz_job *jobs, size_t count, int threads)
     kagi__batch b = {.jobs = jobs, .count = count, .first_bad = count};
     atomic_init(&b.next, 0);
     pthread_mutex_init(&b.mu, NULL);
-    pthread_t tid[64];
-    int started = 0;
-    if (threads > 64) threads = 64;
-    /* The calling thread works too; a thread that cannot start only costs
-     * parallelism. */
-    for (int t = 1; t < threads; t++) {
-        if (pthread_create(&tid[started], NULL, kagi__worker, &b) != 0) break;
-        started++;
-    }
-    kagi__worker(&b);
-    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    kagi__run_threads((unsigned)threads, kagi__worker, &b);
     pthread_mutex_destroy(&b.mu);
     if (b.first_bad < count)
         return kagi__err(jobs[b.first_bad].rc, "kagi_toeplitz_batch: job %zu: %s", b.first_bad, b.detail);

@@ -925,14 +925,7 @@ int kagi_ldpc_reconcile_plan(const kagi_ldpc_plan *plan, const kagi_bits *alice,
     pthread_mutex_init(&J.mu, NULL);
     unsigned nt = pr.threads;
     if (nt > J.frames) nt = (unsigned)J.frames;
-    pthread_t th[64];
-    unsigned started = 0;
-    for (unsigned t = 1; t < nt; t++) {
-        if (pthread_create(&th[t], NULL, kagi__ldpc_worker, &J)) break;
-        started++;
-    }
-    kagi__ldpc_worker(&J);
-    for (unsigned t = 1; t <= started; t++) pthread_join(th[t], NULL);
+    kagi__run_threads(nt, kagi__ldpc_worker, &J);
     pthread_mutex_destroy(&J.mu);
     kagi_bits_free(copy);
     J.st.key_bits = alice->n;

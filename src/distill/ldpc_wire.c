@@ -297,14 +297,7 @@ static int kagi__lw_round(kagi__lw_job *J)
     atomic_store(&J->next, 0);
     unsigned nt = J->pr->threads;
     if (nt > J->nlist) nt = (unsigned)J->nlist;
-    pthread_t th[64];
-    unsigned started = 0;
-    for (unsigned t = 1; t < nt; t++) {
-        if (pthread_create(&th[started], NULL, kagi__lw_worker, J)) break;
-        started++;
-    }
-    kagi__lw_worker(J);
-    for (unsigned t = 0; t < started; t++) pthread_join(th[t], NULL);
+    kagi__run_threads(nt, kagi__lw_worker, J);
     return J->rc;
 }
 
