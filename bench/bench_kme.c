@@ -39,6 +39,7 @@
 #include "kagi/error.h"
 #include "kagi/kme.h"
 #include "kagi/kms.h"
+#include "internal.h" /* kagi__now */
 
 extern char **environ;
 
@@ -84,13 +85,6 @@ static double cpu_machine(void)
     fclose(f);
     if (n < 8) return 0;
     return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 typedef struct conn {
@@ -164,7 +158,7 @@ static int step(worker *w, conn *c)
         if (c->state == 1) {
             if (c->sent == 0) {
                 if (stop_all) return 0;
-                c->t0 = now_s();
+                c->t0 = kagi__now();
             }
             int n = SSL_write(c->ssl, req + c->sent, (int)(req_len - c->sent));
             if (n <= 0) {
@@ -200,7 +194,7 @@ static int step(worker *w, conn *c)
                 if (need >= sizeof c->buf) return -1;
                 continue;
             }
-            double t1 = now_s();
+            double t1 = kagi__now();
             int okr = !strncmp(c->buf, expect_line, strlen(expect_line)) &&
                       (!expect_key || strstr(eoh, "\"key\":\""));
             if (okr) record(w, c->t0, t1);
@@ -226,7 +220,7 @@ static void *run_worker(void *arg)
     int live = w->nconn;
     char *done = calloc((size_t)w->nconn, 1);
     while (live > 0) {
-        if (now_s() >= t_end) stop_all = 1;
+        if (kagi__now() >= t_end) stop_all = 1;
         int n = epoll_wait(w->ep, evs, 64, 100);
         for (int i = 0; i < n; i++) {
             conn *c = evs[i].data.ptr;
@@ -391,9 +385,9 @@ int main(int argc, char **argv)
     }
     long need = (long)(60000 * (secs + 2)) / 32768 * 32768;
     if (kme) {
-        double t = now_s() + 120;
+        double t = kagi__now() + 120;
         long have = 0;
-        while (now_s() < t && (have = stored_keys()) < need) sleep_ms(50);
+        while (kagi__now() < t && (have = stored_keys()) < need) sleep_ms(50);
         printf("pool: %ld keys of 256 bits ready\n", have);
         fflush(stdout);
     }
@@ -418,18 +412,18 @@ int main(int argc, char **argv)
         at += w[i].nconn;
     }
     double warm = 1.0;
-    t_start = now_s();
+    t_start = kagi__now();
     t_measure = t_start + warm;
     t_end = t_measure + secs;
     pthread_t *th = calloc((size_t)nthr, sizeof *th);
     for (int i = 0; i < nthr; i++) pthread_create(&th[i], NULL, run_worker, &w[i]);
     double cpu_k0 = 0, cpu_k1 = 0, cpu_c0 = 0, cpu_c1 = 0, cpu_m0, cpu_m1;
-    while (now_s() < t_measure) sleep_ms(5);
+    while (kagi__now() < t_measure) sleep_ms(5);
     pid_t measured = kme ? kme : server;
     if (measured) cpu_k0 = cpu_of(measured);
     cpu_c0 = cpu_of(getpid());
     cpu_m0 = cpu_machine();
-    while (now_s() < t_end) sleep_ms(5);
+    while (kagi__now() < t_end) sleep_ms(5);
     if (measured) cpu_k1 = cpu_of(measured);
     cpu_c1 = cpu_of(getpid());
     cpu_m1 = cpu_machine();

@@ -18,6 +18,7 @@
 #include "kagi/estimate.h"
 #include "kagi/error.h"
 #include "kagi/ldpc.h"
+#include "internal.h" /* kagi__now */
 
 /* A pair through a BSC (kagi_bits_bsc_pair); the number of flips. */
 static size_t make_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits **b)
@@ -26,14 +27,6 @@ static size_t make_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bit
     if (kagi_bits_bsc_pair(r, n, q, a, b, &e) != KAGI_OK) abort();
     return e;
 }
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 
 typedef struct {
     double mbps, f, fer, iters, msgs;
@@ -52,9 +45,9 @@ static row run(const kagi_ldpc_plan *pl, kagi_rng *r, double q, size_t frames, u
     p.threads = threads;
     p.impl = impl;
     kagi_ldpc_stats st;
-    double t0 = now();
+    double t0 = kagi__now();
     int rc = kagi_ldpc_reconcile_plan(pl, a, b, &p, &st);
-    double t = now() - t0;
+    double t = kagi__now() - t0;
     if (rc && rc != KAGI_ERR_RECONCILE) {
         fprintf(stderr, "ldpc: %s\n", kagi_errdetail());
         exit(1);
@@ -106,17 +99,17 @@ int main(int argc, char **argv)
             unsigned rate = kagi_ldpc_rate_for(qs[k], modes[md].f_start);
             size_t ri = (rate - 50) / 10;
             if (!codes[ri]) {
-                double t0 = now();
+                double t0 = kagi__now();
                 if (kagi_ldpc_code_new(&codes[ri], rate, z, 1)) return 1;
-                printf("  (code rate %u%%: built in %.3f s)\n", rate, now() - t0);
+                printf("  (code rate %u%%: built in %.3f s)\n", rate, kagi__now() - t0);
             }
-            double t0 = now();
+            double t0 = kagi__now();
             kagi_ldpc_plan *pl;
             if (kagi_ldpc_plan_new(&pl, codes[ri], qs[k], modes[md].f_start, 7)) {
                 fprintf(stderr, "plan: %s\n", kagi_errdetail());
                 return 1;
             }
-            double tplan = now() - t0;
+            double tplan = kagi__now() - t0;
             kagi_ldpc_plan_info pi;
             kagi_ldpc_plan_get_info(pl, &pi);
             kagi_ldpc_params p = {.f_step = modes[md].f_step, .max_rounds = modes[md].max_rounds,
@@ -173,9 +166,9 @@ int main(int argc, char **argv)
             for (unsigned k = 0; k < reps; k++) {
                 unsigned it = 0;
                 kagi_ldpc_decoder_start(d, llr, syn);
-                double t0 = now();
+                double t0 = kagi__now();
                 int rc = kagi_ldpc_decoder_run(d, iters, out, &it);
-                double t = now() - t0;
+                double t = kagi__now() - t0;
                 if (rc != KAGI_ERR_RECONCILE || it != iters) return 1;
                 if (t < best) best = t;
             }
@@ -196,9 +189,9 @@ int main(int argc, char **argv)
         if (!x || !s) return 1;
         for (size_t w = 0; w < ci.n / 64; w++) x[w] = kagi_rng_next(&r);
         const int reps = 50;
-        double t0 = now();
+        double t0 = kagi__now();
         for (int i = 0; i < reps; i++) kagi_ldpc_syndrome(codes[3], x, s);
-        double t = now() - t0;
+        double t = kagi__now() - t0;
         printf("\nsyndrome, rate 80, n = %zu: %.3f ms per frame, %.0f Mbit/s of frame\n", ci.n,
                1e3 * t / reps, (double)ci.n * reps / t / 1e6);
         free(x);

@@ -19,13 +19,7 @@
 #include "kagi/bits.h"
 #include "kagi/error.h"
 #include "kagi/kms.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "internal.h" /* kagi__now */
 
 static void sleep_ms(long ms)
 {
@@ -58,7 +52,7 @@ static void *run(void *arg)
     client *c = arg;
     kagi_store_op op;
     for (;;) {
-        double t0 = now_s();
+        double t0 = kagi__now();
         if (t0 >= c->t_end) break;
         memset(&op, 0, sizeof op);
         op.kind = KAGI_STORE_ISSUE;
@@ -71,7 +65,7 @@ static void *run(void *arg)
         if (c->serial) pthread_mutex_lock(&serial_mu);
         int e = kagi_store_run(c->s, &op);
         if (c->serial) pthread_mutex_unlock(&serial_mu);
-        double t1 = now_s();
+        double t1 = kagi__now();
         if (e || op.result != KAGI_STORE_DONE) c->failed++;
         kagi_store_op_clear(&op);
         if (t0 < c->t_measure) continue;
@@ -127,15 +121,15 @@ static int one(const char *dir, int nclients, double secs, int serial)
     kagi_store_stats st0, st1;
     client *c = calloc((size_t)nclients, sizeof *c);
     pthread_t *th = calloc((size_t)nclients, sizeof *th);
-    double t0 = now_s();
+    double t0 = kagi__now();
     for (int i = 0; i < nclients; i++) {
         c[i] = (client){.s = s, .link = link, .t_measure = t0 + 0.5, .t_end = t0 + 0.5 + secs, .serial = serial};
         pthread_create(&th[i], NULL, run, &c[i]);
     }
-    while (now_s() < t0 + 0.5) sleep_ms(1);
+    while (kagi__now() < t0 + 0.5) sleep_ms(1);
     double cpu0 = cpu_s();
     kagi_store_get_stats(s, &st0);
-    while (now_s() < t0 + 0.5 + secs) sleep_ms(1);
+    while (kagi__now() < t0 + 0.5 + secs) sleep_ms(1);
     double cpu1 = cpu_s();
     kagi_store_get_stats(s, &st1);
     unsigned long done = 0, failed = 0;

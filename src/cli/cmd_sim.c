@@ -16,6 +16,7 @@
 #include "kagi/orbit.h"
 #include "kagi/scenario.h"
 #include "kagi/sim.h"
+#include "internal.h" /* kagi__now */
 
 static kagi_cli_opt kagi__opts[] = {
     {"scenario", "SCENARIO", "the network, in YAML (docs/scenario.md)", KAGI_CLI_POSITIONAL,
@@ -32,13 +33,6 @@ static kagi_cli_opt kagi__opts[] = {
     KAGI_CLI_DASH_OPTS,
     {NULL, NULL, NULL, 0, NULL},
 };
-
-static double kagi__wall(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static void kagi__progress(void *ctx, double now, double end)
 {
@@ -284,26 +278,26 @@ static int kagi__serve(kagi_cli_cmd *cmd, kagi_sim *s, const char *out)
     sigaction(SIGTERM, &sa, NULL);
     uint64_t seq = 0;
     int lib = KAGI_OK;
-    double w0 = kagi__wall();
+    double w0 = kagi__now();
     for (;;) {
-        double tick = kagi__wall();
+        double tick = kagi__now();
         double target = fmin((tick - w0) * speed, end);
         /* in slices of 20 ms of wall time, answering requests in between,
          * so a busy stretch of the run does not stall the page; a run
          * slower than the speed asked for still publishes every tick */
         while (lib == KAGI_OK && !kagi__stop && kagi_sim_now(s) < target &&
-               kagi__wall() - tick < KAGI__TICK_MS / 1000.0) {
+               kagi__now() - tick < KAGI__TICK_MS / 1000.0) {
             lib = kagi_sim_run_until(s, fmin(target, kagi_sim_now(s) + speed * 0.02));
             if (lib == KAGI_OK) lib = kagi_serve_poll(srv, 0);
         }
         if (lib == KAGI_OK) lib = kagi__publish(&d, srv, ++seq, speed, 0);
         if (lib != KAGI_OK || kagi__stop || kagi_sim_now(s) >= end) break;
-        int left = KAGI__TICK_MS - (int)((kagi__wall() - tick) * 1000);
+        int left = KAGI__TICK_MS - (int)((kagi__now() - tick) * 1000);
         lib = kagi_serve_poll(srv, left > 0 ? left : 0);
         if (lib != KAGI_OK || kagi__stop) break;
     }
     if (lib == KAGI_OK && !kagi__stop) {
-        double wall = kagi__wall() - w0;
+        double wall = kagi__now() - w0;
         lib = kagi_sim_check(s);
         if (lib == KAGI_OK) kagi__summary(s, wall);
         if (lib == KAGI_OK && out) {
@@ -379,9 +373,9 @@ static int kagi__run(kagi_cli_cmd *cmd)
         kagi_scenario_free(sc);
         return rc;
     }
-    double t0 = kagi__wall();
+    double t0 = kagi__now();
     rc = kagi_sim_run(s);
-    double wall = kagi__wall() - t0;
+    double wall = kagi__now() - t0;
     if (tty) fputc('\n', stderr);
     if (rc == KAGI_OK) {
         kagi__summary(s, wall);

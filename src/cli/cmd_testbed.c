@@ -42,6 +42,7 @@
 #include "kagi/kms.h"
 #include "kagi/scenario.h"
 #include "kagi/sim.h"
+#include "internal.h" /* kagi__now */
 
 static kagi_cli_opt kagi__opts[] = {
     {"scenario", "SCENARIO", "the network, in YAML (docs/scenario.md), with saes: and demands "
@@ -102,13 +103,6 @@ typedef struct kagi__tb {
 static volatile sig_atomic_t kagi__stop_sig;
 
 static void kagi__on_signal(int sig) { kagi__stop_sig = sig; }
-
-static double kagi__wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void kagi__sleep_ms(long ms)
 {
@@ -650,7 +644,7 @@ static int kagi__stop_all(kagi__tb *t)
     int bad = 0;
     for (size_t n = 0; n < t->sc->nnodes; n++)
         if (t->kme[n].pid) kill(t->kme[n].pid, SIGTERM);
-    double t0 = kagi__wall_now();
+    double t0 = kagi__now();
     for (;;) {
         int st, left = 0;
         for (size_t n = 0; n < t->sc->nnodes; n++) {
@@ -668,7 +662,7 @@ static int kagi__stop_all(kagi__tb *t)
             }
         }
         if (!left) break;
-        if (kagi__wall_now() - t0 > KAGI__STOP_S) {
+        if (kagi__now() - t0 > KAGI__STOP_S) {
             for (size_t n = 0; n < t->sc->nnodes; n++) {
                 kagi__tkme *k = &t->kme[n];
                 if (!k->pid) continue;
@@ -799,7 +793,7 @@ static int kagi__write_endpoints(kagi__tb *t)
 static int kagi__wait_ready(kagi__tb *t)
 {
     const size_t nn = t->sc->nnodes;
-    double t0 = kagi__wall_now();
+    double t0 = kagi__now();
     for (;;) {
         int st;
         long who = kagi__reap(t, &st);
@@ -820,7 +814,7 @@ static int kagi__wait_ready(kagi__tb *t)
             if (kagi__spooled(t->links[i].spool[0]) || kagi__spooled(t->links[i].spool[1]))
                 behind = &t->links[i];
         if (ready == nn && !behind) return KAGI_EXIT_OK;
-        if (kagi__wall_now() - t0 > KAGI__READY_S) {
+        if (kagi__now() - t0 > KAGI__READY_S) {
             for (size_t n = 0; n < nn; n++)
                 if (!t->kme[n].ready)
                     return kagi__fail(t, "KME %s is not ready after %.0f s: see %s/kme.log",
@@ -1083,7 +1077,7 @@ static int kagi__tdash_publish(kagi__tdash *d, double now)
 static int kagi__tdash_step(kagi__tdash *d, int ms)
 {
     if (kagi_serve_poll(d->srv, ms) != KAGI_OK) return KAGI_EXIT_FAIL;
-    double now = kagi__wall_now();
+    double now = kagi__now();
     const kagi_scenario *sc = d->t->sc;
     if (now - d->last_rate >= KAGI__STATUS_S) {
         for (size_t i = 0; i < sc->nlinks; i++) {
@@ -1096,14 +1090,14 @@ static int kagi__tdash_step(kagi__tdash *d, int ms)
         /* a round that takes over half a second (a KME stalls) is cut
          * short, so the devices keep their pace; the next round goes on */
         size_t from = d->next_st;
-        for (size_t k = 0; k < d->nst && !kagi__stop_sig && kagi__wall_now() - now < 0.5; k++) {
+        for (size_t k = 0; k < d->nst && !kagi__stop_sig && kagi__now() - now < 0.5; k++) {
             kagi__tstat *s = &d->st[(from + k) % d->nst];
             const kagi__tkme *kme = &d->t->kme[sc->saes[s->master].node];
             if (kme->pid)
                 kagi__status_call(d->ctx[s->master], kme->port, kme->id, sc->saes[s->slave].id, s);
             d->next_st = (from + k + 1) % d->nst;
         }
-        d->last_status = kagi__wall_now();
+        d->last_status = kagi__now();
     }
     if (now - d->last_pub >= KAGI__PUBLISH_S) {
         d->last_pub = now;
@@ -1121,7 +1115,7 @@ static int kagi__tdash_start(kagi__tdash *d, kagi__tb *t)
         return kagi__fail(t, "dashboard: %s", kagi_errdetail());
     int rc = kagi_cli_dash_start(t->cmd, kagi__tapi, d, &d->srv);
     if (rc) return rc;
-    d->t0 = d->last_rate = kagi__wall_now();
+    d->t0 = d->last_rate = kagi__now();
     for (size_t i = 0; i < t->sc->nlinks; i++) d->prev[i] = t->links[i].written;
     return KAGI_EXIT_OK;
 }
@@ -1191,12 +1185,12 @@ static int kagi__testbed(kagi__tb *t)
     if (!rc && !kagi__stop_sig) {
         kagi__announce(t);
         if (serve) rc = kagi__tdash_start(&dash, t);
-        double last = kagi__wall_now();
+        double last = kagi__now();
         while (!rc && !kagi__stop_sig) {
             if (serve) rc = kagi__tdash_step(&dash, 20);
             else kagi__sleep_ms(20);
             if (rc) break;
-            double now = kagi__wall_now();
+            double now = kagi__now();
             rc = kagi__pace(t, now - last, buf);
             last = now;
             int st;
