@@ -286,85 +286,72 @@ static const char *kagi__why(const char *resp, int *n)
     return m;
 }
 
-/* Send keys (K: n * size bytes, the key_IDs in ids) for master and slaves
- * to path[0], over link li: "direct" when they are that link's key at
- * the positions in at (the first hop), else one-time padded. 0 when
- * path[0] answered 200; else -1 with why. */
-static int kagi__send(kagi__kme *k, long li, kagi_peer_mode mode, const char *master,
-                      char (*slaves)[KAGI_SAE_ID_MAX + 1], unsigned n_slaves, char (*path)[KAGI_SAE_ID_MAX + 1],
-                      unsigned n_path, const uint8_t *K, const uint8_t (*ids)[KAGI_KEY_ID_BYTES],
-                      const kagi_store_key *at, unsigned n, size_t size, int *status, char *why, size_t wcap,
-                      kagi_store_key *front)
+/* Send the keys of m (its header and key_IDs set by the caller; K holds
+ * their bytes, m->n_keys * m->size) over link li to m->path[0]: for
+ * "direct", the link's key at the positions in at (the first hop); for
+ * "otp", one-time padded with fresh link key, which this sets in m with
+ * the tags. 0 when path[0] answered 200; -2 when it says this end is
+ * behind (its front in *front); else -1 with why. */
+static int kagi__send(kagi__kme *k, long li, kagi_peer_msg *m, const uint8_t *K, const kagi_store_key *at,
+                      int *status, char *why, size_t wcap, kagi_store_key *front)
 {
     const kagi_kme_config *cfg = k->c;
-    kagi_peer_msg m;
-    memset(&m, 0, sizeof m);
-    m.mode = mode;
-    snprintf(m.link, sizeof m.link, "%s", cfg->links[li].name);
-    snprintf(m.master, sizeof m.master, "%s", master);
-    for (unsigned i = 0; i < n_slaves; i++) memcpy(m.slaves[i], slaves[i], sizeof m.slaves[i]);
-    m.n_slaves = n_slaves;
-    for (unsigned i = 0; i < n_path; i++) memcpy(m.path[i], path[i], sizeof m.path[i]);
-    m.n_path = n_path;
-    m.size = size;
-    m.keys = calloc(n, sizeof *m.keys);
-    m.n_keys = n;
+    const unsigned n = m->n_keys;
+    const size_t size = m->size;
+    snprintf(m->link, sizeof m->link, "%s", cfg->links[li].name);
     int rc = -1;
     *status = 0;
     kagi_store_op pad;
     memset(&pad, 0, sizeof pad);
-    if (!m.keys) {
-        snprintf(why, wcap, "out of memory");
-        goto out;
-    }
-    for (unsigned i = 0; i < n; i++) memcpy(m.keys[i].id, ids[i], KAGI_KEY_ID_BYTES);
-    if (mode == KAGI_PEER_DIRECT) {
+    if (m->mode == KAGI_PEER_DIRECT) {
         for (unsigned i = 0; i < n; i++) {
-            m.keys[i].block = at[i].block;
-            m.keys[i].off = at[i].block_off;
+            m->keys[i].block = at[i].block;
+            m->keys[i].off = at[i].block_off;
         }
     } else {
         /* a pad and a MAC key per key from this KME's direction of link li,
            taken for good before anything is sent */
         pad.kind = KAGI_STORE_ISSUE;
         pad.link = k->out_ids[li];
-        pad.master = master;
+        pad.master = m->master;
         pad.n_slaves = 0;
         pad.number = n;
         pad.size_bytes = size + KAGI_PEER_MAC_BYTES;
         if (kagi_store_run(k->store, &pad) != KAGI_OK || pad.result != KAGI_STORE_DONE) {
             *status = pad.result == KAGI_STORE_NO_KEY ? 503 : 500;
-            snprintf(why, wcap, "no key on link %s to %s for the one-time pad", m.link, path[0]);
+            snprintf(why, wcap, "no key on link %s to %s for the one-time pad", m->link, m->path[0]);
             goto out;
         }
-        m.ct = malloc((size_t)n * size);
-        if (!m.ct) {
+        if (m->ct) kagi_wipe(m->ct, (size_t)n * size); /* a ciphertext of another hop or try */
+        free(m->ct);
+        m->ct = malloc((size_t)n * size);
+        if (!m->ct) {
             snprintf(why, wcap, "out of memory");
             goto out;
         }
         for (unsigned i = 0; i < n; i++) {
             const uint8_t *p = pad.material + (size_t)i * pad.size_bytes;
-            m.keys[i].block = pad.keys[i].block;
-            m.keys[i].off = pad.keys[i].block_off;
-            for (size_t j = 0; j < size; j++) m.ct[(size_t)i * size + j] = K[(size_t)i * size + j] ^ p[j];
-            kagi_peer_tag(&m, i, p + size, m.keys[i].tag);
+            m->keys[i].block = pad.keys[i].block;
+            m->keys[i].off = pad.keys[i].block_off;
+            for (size_t j = 0; j < size; j++) m->ct[(size_t)i * size + j] = K[(size_t)i * size + j] ^ p[j];
+            kagi_peer_tag(m, i, p + size, m->keys[i].tag);
         }
     }
     char *body = NULL;
     size_t blen = 0;
-    if (kagi_peer_write(&m, &body, &blen) != KAGI_OK) {
+    if (kagi_peer_write(m, &body, &blen) != KAGI_OK) {
         snprintf(why, wcap, "out of memory");
         goto out;
     }
     char resp[1024], err[512];
-    double timeout = KAGI__BLOCK_WAIT + KAGI__HOP_TIMEOUT * n_path;
+    double timeout = KAGI__BLOCK_WAIT + KAGI__HOP_TIMEOUT * m->n_path;
     if (kagi__peer_post(k, li, body, blen, timeout, status, resp, sizeof resp, err, sizeof err) != 0) {
         snprintf(why, wcap, "%.300s", err);
         *status = 0;
     } else if (*status != 200) {
         int wl;
         const char *w = kagi__why(resp, &wl);
-        snprintf(why, wcap, "%s answered %d: %.*s", path[0], *status, wl, w);
+        snprintf(why, wcap, "%s answered %d: %.*s", m->path[0], *status, wl, w);
         json_t *o = *status == 400 ? json_loads(resp, 0, NULL) : NULL;
         json_t *f = json_object_get(o, "front");
         json_t *fb = json_object_get(f, "block"), *fo = json_object_get(f, "offset");
@@ -381,7 +368,6 @@ static int kagi__send(kagi__kme *k, long li, kagi_peer_mode mode, const char *ma
     free(body);
 out:
     kagi_store_op_clear(&pad);
-    kagi_peer_msg_clear(&m);
     return rc;
 }
 
@@ -409,18 +395,12 @@ static void kagi__catch_up(kagi__kme *k, long li, const kagi_store_key *front)
  * caller holds link li's send lock: the receiver drops whatever lies
  * before a position it is told of, so two messages over one link must
  * reach it in the order their key was taken. */
-static int kagi__forward(kagi__kme *k, long li, kagi_peer_mode mode, const char *master,
-                         char (*slaves)[KAGI_SAE_ID_MAX + 1], unsigned n_slaves, char (*path)[KAGI_SAE_ID_MAX + 1],
-                         unsigned n_path, const uint8_t *K, const uint8_t (*ids)[KAGI_KEY_ID_BYTES],
-                         const kagi_store_key *at, unsigned n, size_t size, int *status, char *why, size_t wcap,
-                         kagi_store_key *front)
+static int kagi__forward(kagi__kme *k, long li, kagi_peer_msg *m, const uint8_t *K, const kagi_store_key *at,
+                         int *status, char *why, size_t wcap, kagi_store_key *front)
 {
-    int rc = kagi__send(k, li, mode, master, slaves, n_slaves, path, n_path, K, ids, at, n, size, status, why,
-                        wcap, front);
+    int rc = kagi__send(k, li, m, K, at, status, why, wcap, front);
     if (rc == -2) kagi__catch_up(k, li, front); /* under the lock: no pad taken meanwhile */
-    if (rc == -2 && mode == KAGI_PEER_OTP)
-        rc = kagi__send(k, li, mode, master, slaves, n_slaves, path, n_path, K, ids, at, n, size, status, why,
-                        wcap, front);
+    if (rc == -2 && m->mode == KAGI_PEER_OTP) rc = kagi__send(k, li, m, K, at, status, why, wcap, front);
     return rc;
 }
 
@@ -469,22 +449,26 @@ static int kagi__originate_locked(kagi__call *c)
         snprintf(op->msg, sizeof op->msg, "key store unavailable");
     }
     if (op->result != KAGI_STORE_DONE) return 0;
-    char slaves[KAGI_MAX_SLAVES][KAGI_SAE_ID_MAX + 1];
-    unsigned ns = 0;
-    snprintf(slaves[ns++], sizeof slaves[0], "%s", c->r.sae);
-    for (unsigned i = 0; i < c->r.n_extra; i++) snprintf(slaves[ns++], sizeof slaves[0], "%s", c->r.extra[i]);
-    uint8_t(*ids)[KAGI_KEY_ID_BYTES] = malloc((size_t)op->n_keys * KAGI_KEY_ID_BYTES);
+    kagi_peer_msg m;
+    memset(&m, 0, sizeof m);
+    m.mode = KAGI_PEER_DIRECT;
+    snprintf(m.master, sizeof m.master, "%s", c->caller);
+    snprintf(m.slaves[m.n_slaves++], sizeof m.slaves[0], "%s", c->r.sae);
+    for (unsigned i = 0; i < c->r.n_extra; i++) snprintf(m.slaves[m.n_slaves++], sizeof m.slaves[0], "%s", c->r.extra[i]);
+    memcpy(m.path, c->path, sizeof m.path);
+    m.n_path = c->n_path;
+    m.size = op->size_bytes;
+    m.keys = calloc(op->n_keys, sizeof *m.keys);
     char why[400] = "out of memory";
     int status = 0;
     int rc = -1;
     kagi_store_key front = {0};
-    if (ids) {
-        for (unsigned i = 0; i < op->n_keys; i++) memcpy(ids[i], op->keys[i].id, KAGI_KEY_ID_BYTES);
-        rc = kagi__forward(k, c->first_link, KAGI_PEER_DIRECT, c->caller, slaves, ns, c->path, c->n_path,
-                           op->material, (const uint8_t(*)[KAGI_KEY_ID_BYTES])ids, op->keys, op->n_keys,
-                           op->size_bytes, &status, why, sizeof why, &front);
-        free(ids);
+    if (m.keys) {
+        m.n_keys = op->n_keys;
+        for (unsigned i = 0; i < op->n_keys; i++) memcpy(m.keys[i].id, op->keys[i].id, KAGI_KEY_ID_BYTES);
+        rc = kagi__forward(k, c->first_link, &m, op->material, op->keys, &status, why, sizeof why, &front);
     }
+    kagi_peer_msg_clear(&m);
     if (rc == 0) {
         kagi__log(KAGI__LOG_INFO, "relay: %u key%s for %s -> %s agreed along %s%s%s", op->n_keys,
                   op->n_keys == 1 ? "" : "s", c->caller, c->r.sae, c->path[0], c->n_path > 1 ? "..." : "",
@@ -612,13 +596,14 @@ static void kagi__receive(kagi__call *c)
         for (size_t j = 0; j < m.size; j++) key[j] = m.ct[(size_t)i * m.size + j] ^ p[j];
     }
     kagi_store_op_clear(op);
-    uint8_t(*ids)[KAGI_KEY_ID_BYTES] = malloc((size_t)m.n_keys * KAGI_KEY_ID_BYTES);
-    if (!ids) {
-        kagi__pfail_call(c, 503, "out of memory");
-        goto out;
-    }
-    for (unsigned i = 0; i < m.n_keys; i++) memcpy(ids[i], m.keys[i].id, KAGI_KEY_ID_BYTES);
     if (last) {
+        /* the store takes key_IDs as one array */
+        uint8_t(*ids)[KAGI_KEY_ID_BYTES] = malloc((size_t)m.n_keys * KAGI_KEY_ID_BYTES);
+        if (!ids) {
+            kagi__pfail_call(c, 503, "out of memory");
+            goto out;
+        }
+        for (unsigned i = 0; i < m.n_keys; i++) memcpy(ids[i], m.keys[i].id, KAGI_KEY_ID_BYTES);
         put.kind = KAGI_STORE_PUT;
         put.link = k->in_ids[li];
         put.master = m.master;
@@ -639,25 +624,27 @@ static void kagi__receive(kagi__call *c)
         } else {
             kagi__pfail_call(c, put.result == KAGI_STORE_BAD_ID ? 400 : 503, "%s", put.msg);
         }
+        free(ids);
     } else {
         int status = 0;
         char why[400];
         kagi_store_key front = {0};
+        /* the same keys, master and slaves on to the rest of the path */
+        m.mode = KAGI_PEER_OTP;
+        memmove(m.path, m.path + 1, (m.n_path - 1) * sizeof m.path[0]);
+        m.n_path--;
         pthread_mutex_lock(&k->peers[next].send);
-        int rc = kagi__forward(k, next, KAGI_PEER_OTP, m.master, m.slaves, m.n_slaves, m.path + 1, m.n_path - 1,
-                               K, (const uint8_t(*)[KAGI_KEY_ID_BYTES])ids, NULL, m.n_keys, m.size, &status, why,
-                               sizeof why, &front);
+        int rc = kagi__forward(k, next, &m, K, NULL, &status, why, sizeof why, &front);
         pthread_mutex_unlock(&k->peers[next].send);
         if (rc == 0) {
             c->pstatus = 200;
             c->pkeys = m.n_keys;
             kagi__log(KAGI__LOG_INFO, "peer %s: %u key%s for %s -> %s relayed to %s", c->from, m.n_keys,
-                      m.n_keys == 1 ? "" : "s", m.master, m.slaves[0], m.path[1]);
+                      m.n_keys == 1 ? "" : "s", m.master, m.slaves[0], m.path[0]);
         } else {
             kagi__pfail_call(c, status == 400 ? 400 : 503, "%s", why);
         }
     }
-    free(ids);
 out:
     if (K) {
         kagi_wipe(K, klen);
