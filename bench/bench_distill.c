@@ -69,6 +69,12 @@ int main(int argc, char **argv)
                            (double)r.ldpc.iterations / (double)r.ldpc.frames, r.ldpc.iter_max,
                            r.ldpc.messages);
                 printf("\n");
+                /* where the cores went: CPU seconds of both parties per stage */
+                printf("        cpu s (cores busy): est %.3f (%.2f), rec %.3f (%.2f), ver %.3f (%.2f), "
+                       "PA %.3f (%.2f)\n",
+                       r.cpu_seconds[0], r.cpu_seconds[0] / r.seconds[0], r.cpu_seconds[1],
+                       r.cpu_seconds[1] / r.seconds[1], r.cpu_seconds[2], r.cpu_seconds[2] / r.seconds[2],
+                       r.cpu_seconds[3], r.cpu_seconds[3] / r.seconds[3]);
                 fflush(stdout);
                 kagi_bits_free(a);
                 kagi_bits_free(b);

@@ -48,8 +48,15 @@ assert r["auth_bits_consumed"] >= 256
 # the key length never exceeds what is left after the leak
 assert 0 < r["final_bits"] < rc["bits"] * (1 - h(r["qber"])) - rc["leak_bits"] + 1, r
 assert os.path.getsize(sys.argv[2]) == (r["final_bits"] + 7) // 8
+ncpu = os.cpu_count() or 1
 for s in ("estimate", "reconcile", "verify", "amplify"):
     assert r["throughput_mbps"][s] > 0
+    # throughput is bits over the stage's wall time
+    assert abs(r["throughput_mbps"][s] - (r["sifted_bits"] if s == "estimate" else rc["bits"]) / r["seconds"][s] / 1e6) <= 0.05 + 0.001 * r["throughput_mbps"][s], (s, r)
+    # CPU time of the process: no more cores than the machine has
+    assert 0 <= r["cpu_seconds"][s] <= r["seconds"][s] * ncpu * 1.1 + 0.005, (s, r)
+# both parties run in this process: the whole run used CPU
+assert sum(r["cpu_seconds"].values()) > 0, r
 PY
 check "JSON holds no key material" bash -c "! grep -qE '[01]{64}' '$T/r.json'"
 "$kagi" distill --alice "$T/a0" --bob "$T/b0" --bits $n --out-alice "$T/k0a" --out-bob "$T/k0b" >/dev/null

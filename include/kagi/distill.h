@@ -77,6 +77,8 @@ typedef struct kagi_distill_report {
     size_t messages;          /* sent by this party */
     size_t final_bits;
     double seconds[4];        /* estimate, reconcile, verify, amplify */
+    double cpu_seconds[4];    /* CPU time of this process (all its threads) in each stage;
+                                 kagi_distill_local: both parties' */
 } kagi_distill_report;
 
 /* One party each; both need the same params. *final is set on success. */

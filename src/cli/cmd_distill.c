@@ -87,6 +87,10 @@ static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, i
                (long long)(ok ? r->final_bits : 0) - (long long)r->auth_bits_consumed);
         for (int i = 0; i < 4; i++)
             printf("%s\"%s\": %.1f", i ? ", " : "", stage[i], kagi__mbps(sbits[i], r->seconds[i]));
+        printf("}, \"seconds\": {");
+        for (int i = 0; i < 4; i++) printf("%s\"%s\": %.6f", i ? ", " : "", stage[i], r->seconds[i]);
+        printf("}, \"cpu_seconds\": {");
+        for (int i = 0; i < 4; i++) printf("%s\"%s\": %.6f", i ? ", " : "", stage[i], r->cpu_seconds[i]);
         printf("}}\n");
         return;
     }
@@ -110,6 +114,11 @@ static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, i
     printf("throughput:");
     for (int i = 0; i < 4; i++)
         printf(" %s %.1f Mbit/s%s", stage[i], kagi__mbps(sbits[i], r->seconds[i]), i < 3 ? "," : "\n");
+    /* CPU over wall time: how many cores each stage kept busy */
+    printf("cores busy (this process):");
+    for (int i = 0; i < 4; i++)
+        printf(" %s %.2f%s", stage[i], r->seconds[i] > 0 ? r->cpu_seconds[i] / r->seconds[i] : 0.0,
+               i < 3 ? "," : "\n");
 }
 
 static int kagi__method(kagi_cli_cmd *cmd, kagi_distill_params *p)

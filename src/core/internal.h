@@ -95,4 +95,13 @@ static inline double kagi__now(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* CPU time of the whole process (all threads) in seconds: with kagi__now
+ * it tells how many cores a stage kept busy. */
+static inline double kagi__cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 #endif

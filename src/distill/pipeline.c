@@ -16,14 +16,22 @@
 #define KAGI__PIPE_VERSION 3u /* 3: the hello carries the reconciliation method */
 #define KAGI__MAGIC 0x4947414bu /* "KAGI" */
 
-/* Seconds per stage from the times each stage started; the last ends now. */
-static void kagi__stage_times(kagi_distill_report *r, double t0, double t1, double t2, double t3)
+/* Wall and process CPU clocks when a stage starts. */
+typedef struct {
+    double wall, cpu;
+} kagi__stamp;
+
+static kagi__stamp kagi__stamp_now(void) { return (kagi__stamp){kagi__now(), kagi__cpu_now()}; }
+
+/* Seconds per stage from the stamps of each stage's start (t[0..3]); the
+ * last ends now. */
+static void kagi__stage_times(kagi_distill_report *r, kagi__stamp t[5])
 {
-    double t4 = kagi__now();
-    r->seconds[0] = t1 - t0;
-    r->seconds[1] = t2 - t1;
-    r->seconds[2] = t3 - t2;
-    r->seconds[3] = t4 - t3;
+    t[4] = kagi__stamp_now();
+    for (int i = 0; i < 4; i++) {
+        r->seconds[i] = t[i + 1].wall - t[i].wall;
+        r->cpu_seconds[i] = t[i + 1].cpu - t[i].cpu;
+    }
 }
 
 static uint64_t kagi__dbits(double d)
@@ -368,7 +376,8 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
 {
     kagi_distill_report *r = P->r;
     kagi_rd rd;
-    double t0 = kagi__now();
+    kagi__stamp t[5];
+    t[0] = kagi__stamp_now();
     /* Hello from Bob: both must run the same parameters. */
     KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
     kagi_rd_init(&rd, P->in.p, P->in.len);
@@ -391,9 +400,9 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
                   "Bob reconciles by %s, Alice by %s", meth ? "LDPC" : "Cascade",
                   P->p.method ? "LDPC" : "Cascade");
     KAGI__TRY(P->p.decoy ? kagi__decoy_start(P, sifted) : kagi__alice_estimate(P, sifted));
-    double t1 = kagi__now();
+    t[1] = kagi__stamp_now();
     KAGI__TRY(P->p.method == KAGI_RECONCILE_LDPC ? kagi__alice_ldpc(P) : kagi__alice_cascade(P));
-    double t2 = kagi__now();
+    t[2] = kagi__stamp_now();
     /* Verification: a fresh public hash key and Alice's tag. */
     uint8_t hkey[16], tag[16];
     r->verify_tag_bits = kagi_verify_tag_bits_for(P->rest->n, P->p.eps_cor);
@@ -425,7 +434,7 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     KAGI__FAIL_IF(!r->verify_ok, KAGI_ERR_VERIFY,
                   "verification failed: Bob's corrected key differs from Alice's; block discarded, "
                   "nothing written");
-    double t3 = kagi__now();
+    t[3] = kagi__stamp_now();
     /* Final length and amplification, decided by Alice. */
     size_t m;
     KAGI__TRY(kagi__final_length(P, r->leak_bits, &m));
@@ -437,7 +446,7 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     KAGI__TRY(kagi_bits_new(final, m));
     KAGI__TRY(kagi_toeplitz(P->seed->w, P->rest->w, P->rest->n, m, (*final)->w));
     r->final_bits = m;
-    kagi__stage_times(r, t0, t1, t2, t3);
+    kagi__stage_times(r, t);
     return KAGI_OK;
 }
 
@@ -445,7 +454,8 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
 {
     kagi_distill_report *r = P->r;
     kagi_rd rd;
-    double t0 = kagi__now();
+    kagi__stamp t[5];
+    t[0] = kagi__stamp_now();
     kagi_buf_u32(&P->out, KAGI__MAGIC);
     kagi_buf_u32(&P->out, KAGI__PIPE_VERSION);
     kagi_buf_u64(&P->out, sifted->n);
@@ -458,9 +468,9 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     kagi_buf_u64(&P->out, (uint64_t)P->p.method);
     KAGI__TRY(kagi__send(P));
     KAGI__TRY(P->p.decoy ? kagi__decoy_start(P, sifted) : kagi__bob_estimate(P, sifted));
-    double t1 = kagi__now();
+    t[1] = kagi__stamp_now();
     KAGI__TRY(P->p.method == KAGI_RECONCILE_LDPC ? kagi__bob_ldpc(P) : kagi__bob_cascade(P));
-    double t2 = kagi__now();
+    t[2] = kagi__stamp_now();
     KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
     kagi_rd_init(&rd, P->in.p, P->in.len);
     const uint8_t *hkey = kagi_rd_take(&rd, 16);
@@ -492,7 +502,7 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     KAGI__FAIL_IF(!r->verify_ok, KAGI_ERR_VERIFY,
                   "verification failed: the corrected key differs from Alice's; block discarded, "
                   "nothing written");
-    double t3 = kagi__now();
+    t[3] = kagi__stamp_now();
     KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
     kagi_rd_init(&rd, P->in.p, P->in.len);
     uint64_t m = kagi_rd_u64(&rd);
@@ -506,7 +516,7 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     KAGI__TRY(kagi_bits_new(final, (size_t)m));
     KAGI__TRY(kagi_toeplitz(P->seed->w, P->rest->w, P->rest->n, (size_t)m, (*final)->w));
     r->final_bits = (size_t)m;
-    kagi__stage_times(r, t0, t1, t2, t3);
+    kagi__stage_times(r, t);
     return KAGI_OK;
 }
 
