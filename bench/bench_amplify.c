@@ -35,6 +35,11 @@ static int run_fft(const uint64_t *s, const uint64_t *x, size_t n, size_t m, uin
     return kagi__toeplitz_fft(s, x, n, m, y, level);
 }
 
+static int run_mt2(const uint64_t *s, const uint64_t *x, size_t n, size_t m, uint64_t *y)
+{
+    return kagi_toeplitz_mt(s, x, n, m, y, 2);
+}
+
 /* libgf2x: the whole product S X, then bits n-1 .. n+m-2 of it. */
 static int run_gf2x(const uint64_t *s, const uint64_t *x, size_t n, size_t m, uint64_t *y)
 {
@@ -115,6 +120,8 @@ int main(void)
         uint64_t *s = random_words(&r, n + m - 1), *x = random_words(&r, n);
         uint64_t *y = malloc(KAGI_WORDS(m) * sizeof *y), *ref = malloc(KAGI_WORDS(m) * sizeof *ref);
         row(n, m, "fast (kagi_toeplitz)", time_impl(kagi_toeplitz, s, x, n, m, ref));
+        row(n, m, "fast, 2 threads (_mt)", time_impl(run_mt2, s, x, n, m, y));
+        if (memcmp(y, ref, KAGI_WORDS(m) * sizeof *y)) printf("  MISMATCH 2 threads vs fast\n");
         double predicted = words_rate * (double)n * (double)m;
         if (words_rate == 0 || predicted < 15) { /* ~10 s, with slack for noise */
             double t = time_impl(kagi_toeplitz_words, s, x, n, m, y);

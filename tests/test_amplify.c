@@ -209,6 +209,43 @@ static void batch_matches_single_calls_on_any_thread_count(void)
     }
 }
 
+/* Output bit i by the definition: the parity over j of s[i - j + n - 1] x[j]. */
+static int toeplitz_bit(const uint64_t *s, const uint64_t *x, size_t n, size_t i)
+{
+    int v = 0;
+    for (size_t j = 0; j < n; j++)
+        v ^= (int)((s[(i + n - 1 - j) >> 6] >> ((i + n - 1 - j) & 63)) & (x[j >> 6] >> (j & 63)) & 1);
+    return v;
+}
+
+static void one_block_on_threads_matches_one_thread_and_definition(void)
+{
+    kagi_rng r;
+    kagi_rng_seed(&r, 17);
+    /* one piece, and a key long enough for several */
+    static const size_t sizes[][2] = {{2097165, 1048583}, {3000017, 1200001}, {6000011, 200003}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i][0], m = sizes[i][1];
+        uint64_t *s = rand_words(&r, n + m - 1), *x = rand_words(&r, n);
+        uint64_t *one = out_words(m), *many = out_words(m);
+        ASSERT_OK(kagi_toeplitz(s, x, n, m, one));
+        for (int th = 2; th <= 4; th++) {
+            memset(many, 0x5a, KAGI_WORDS(m) * sizeof *many);
+            ASSERT_OK(kagi_toeplitz_mt(s, x, n, m, many, th));
+            if (!same_words(one, many, m)) T_FAIL("%d threads differ from one, n=%zu m=%zu", th, n, m);
+        }
+        /* and a few output bits (first, last, random) from the definition */
+        for (int k = 0; k < 8; k++) {
+            size_t b = k == 0 ? 0 : k == 1 ? m - 1 : (size_t)kagi_rng_below(&r, m);
+            ASSERT_EQ((int)((many[b >> 6] >> (b & 63)) & 1), toeplitz_bit(s, x, n, b));
+        }
+        free(s); free(x); free(one); free(many);
+    }
+    uint64_t s1[2] = {1, 2}, x1[1] = {3}, y1[1] = {0};
+    ASSERT_EQ(kagi_toeplitz_mt(s1, x1, 10, 11, y1, 2), KAGI_ERR_ARG);
+    ASSERT_TRUE(strstr(kagi_errdetail(), "kagi_toeplitz_mt") != NULL);
+}
+
 static void bad_arguments_return_arg_error(void)
 {
     uint64_t s[2] = {1, 2}, x[1] = {3}, y[1] = {0};
@@ -232,4 +269,5 @@ static void bad_arguments_return_arg_error(void)
 T_MAIN(T(oracle_matches_hand_worked_matrix), T(all_paths_match_oracle_at_edge_sizes),
        T(all_paths_match_oracle_at_random_sizes), T(large_sizes_agree_across_algorithms),
        T(inputs_unchanged_and_tail_bits_ignored),
-       T(batch_matches_single_calls_on_any_thread_count), T(bad_arguments_return_arg_error))
+       T(batch_matches_single_calls_on_any_thread_count),
+       T(one_block_on_threads_matches_one_thread_and_definition), T(bad_arguments_return_arg_error))

@@ -39,6 +39,14 @@ int kagi_toeplitz_words(const uint64_t *seed, const uint64_t *x, size_t n, size_
 int kagi_toeplitz(const uint64_t *seed, const uint64_t *x, size_t n, size_t m,
                   uint64_t *y) KAGI_NODISCARD KAGI_NONNULL(1, 2, 5);
 
+/* kagi_toeplitz on one block with up to threads threads, the caller's
+ * included (used: the largest power of two <= threads). Blocks of 2^20
+ * bits and more with AVX2 and VPCLMULQDQ split each transform's halves
+ * across the threads; others run as kagi_toeplitz. Same result bit for
+ * bit. For many blocks, kagi_toeplitz_batch spreads whole blocks instead. */
+int kagi_toeplitz_mt(const uint64_t *seed, const uint64_t *x, size_t n, size_t m, uint64_t *y,
+                     int threads) KAGI_NODISCARD KAGI_NONNULL(1, 2, 5);
+
 /* One block of a batch; rc receives the result of kagi_toeplitz. */
 typedef struct kagi_toeplitz_job {
     const uint64_t *seed;

@@ -830,6 +830,99 @@ KAGI__T_VEC static void kagi__pmul_acc_v(uint64_t *acc, const uint64_t *a, const
     for (size_t k = 0; k < n; k += 4)
         KAGI__ST(acc + k, KAGI__LD(acc + k) ^ kagi__vmul(KAGI__LD(a + k), KAGI__LD(b + k)));
 }
+
+/* One block on several threads: a transform's top layer runs on one
+ * thread, then its two halves, independent from there down, on two
+ * (depth d splits d levels: 2^d threads). Same arithmetic, same order
+ * within each half, so the result is bit for bit that of one thread. */
+enum { KAGI__T_FWD, KAGI__T_INVT, KAGI__T_FWDT, KAGI__T_PMUL };
+
+typedef struct kagi__ftask {
+    int kind, i, depth;
+    uint64_t *f;
+    const uint64_t *a, *b; /* PMUL: acc f ^= a b over arg elements */
+    size_t t, arg;         /* FWD: nz; FWDT: need; PMUL: count */
+} kagi__ftask;
+
+static void kagi__ftask_run(const kagi__ftask *x);
+
+typedef struct kagi__fpair {
+    kagi__ftask task[2];
+    atomic_int next;
+} kagi__fpair;
+
+static void *kagi__fpair_worker(void *arg)
+{
+    kagi__fpair *p = arg;
+    for (int k; (k = atomic_fetch_add(&p->next, 1)) < 2;) kagi__ftask_run(&p->task[k]);
+    return NULL;
+}
+
+/* Both tasks on two threads (the caller's takes whichever the other has
+ * not started; it does both if no thread could be started). */
+static void kagi__par2(kagi__ftask a, kagi__ftask b)
+{
+    kagi__fpair p = {.task = {a, b}};
+    atomic_init(&p.next, 0);
+    kagi__run_threads(2, kagi__fpair_worker, &p);
+}
+
+static void kagi__ftask_run(const kagi__ftask *x)
+{
+    uint64_t *f = x->f;
+    int i = x->i, d = x->depth - 1;
+    size_t t = x->t, h = (size_t)1 << i;
+    /* small blocks, or no split left: the one-thread kernels */
+    if (x->depth <= 0 || (x->kind != KAGI__T_PMUL && i <= 8) || (x->kind == KAGI__T_PMUL && x->arg < 4096)) {
+        switch (x->kind) {
+        case KAGI__T_FWD: kagi__fwd_v(f, i, t, x->arg); break;
+        case KAGI__T_INVT: kagi__invT_v(f, i, t); break;
+        case KAGI__T_FWDT: kagi__fwdT_v(f, i, t, x->arg); break;
+        default: kagi__pmul_acc_v(f, x->a, x->b, x->arg); break;
+        }
+        return;
+    }
+    kagi__ftask lo = {x->kind, i - 1, d, f, x->a, x->b, 2 * t, x->arg}, hi = lo;
+    hi.f = f + h;
+    hi.t = 2 * t + 1;
+    switch (x->kind) {
+    case KAGI__T_FWD:
+        /* as kagi__fwd_v, children on two threads */
+        if (x->arg <= h) {
+            memcpy(f + h, f, h * sizeof *f);
+        } else {
+            kagi__divide(f, i, 0);
+            kagi__bfly_v(f, i, t, 0);
+        }
+        kagi__par2(lo, hi);
+        break;
+    case KAGI__T_INVT:
+        kagi__divide(f, i, 2);
+        kagi__bfly_v(f, i, t, 2);
+        kagi__par2(lo, hi);
+        break;
+    case KAGI__T_FWDT:
+        kagi__par2(lo, hi);
+        if (x->arg <= h) {
+            kagi__xor2(f, f + h, x->arg);
+        } else {
+            kagi__bfly_v(f, i, t, 1);
+            kagi__divide(f, i, 1);
+        }
+        break;
+    default: {
+        /* halves of the element range (a multiple of 4 each) */
+        size_t half = x->arg / 8 * 4;
+        lo.i = hi.i = 0;
+        lo.arg = half;
+        hi.arg = x->arg - half;
+        hi.f = f + half;
+        hi.a = x->a + half;
+        hi.b = x->b + half;
+        kagi__par2(lo, hi);
+    }
+    }
+}
 #endif
 
 /* Smallest transform this code runs (the vector kernels need blocks of 32). */
@@ -862,8 +955,18 @@ static kagi__plan kagi__plan_fft(size_t n, size_t m)
     return best;
 }
 
+static int kagi__toeplitz_fft_mt(const uint64_t *seed, const uint64_t *x, size_t n, size_t m,
+                                 uint64_t *y, int level, int depth);
+
 int kagi__toeplitz_fft(const uint64_t *seed, const uint64_t *x, size_t n, size_t m, uint64_t *y,
                        int level)
+{
+    return kagi__toeplitz_fft_mt(seed, x, n, m, y, level, 0);
+}
+
+/* depth: split each transform over 2^depth threads (vector level only). */
+static int kagi__toeplitz_fft_mt(const uint64_t *seed, const uint64_t *x, size_t n, size_t m,
+                                 uint64_t *y, int level, int depth)
 {
     pthread_once(&kagi__fft_once, kagi__fft_init);
     kagi__plan p = kagi__plan_fft(n, m);
@@ -894,9 +997,12 @@ int kagi__toeplitz_fft(const uint64_t *seed, const uint64_t *x, size_t n, size_t
             ts[q] = kagi__get64(seed, sbits, s0 + 32 * (long long)q) & 0xffffffffu;
 #if KAGI__X86
         if (level == 2) {
-            kagi__fwd_v(tx, p.L - 1, 0, p.nx);
-            kagi__invT_v(ts, p.L - 1, 0);
-            kagi__pmul_acc_v(acc, tx, ts, N);
+            kagi__ftask f1 = {KAGI__T_FWD, p.L - 1, depth, tx, NULL, NULL, 0, p.nx},
+                        f2 = {KAGI__T_INVT, p.L - 1, depth, ts, NULL, NULL, 0, 0},
+                        f3 = {KAGI__T_PMUL, 0, depth, acc, tx, ts, 0, N};
+            kagi__ftask_run(&f1);
+            kagi__ftask_run(&f2);
+            kagi__ftask_run(&f3);
             continue;
         }
 #endif
@@ -905,9 +1011,10 @@ int kagi__toeplitz_fft(const uint64_t *seed, const uint64_t *x, size_t n, size_t
         for (size_t u = 0; u < N; u++) acc[u] ^= mul(tx[u], ts[u]);
     }
 #if KAGI__X86
-    if (level == 2)
-        kagi__fwdT_v(acc, p.L - 1, 0, p.ns - p.nx + 1);
-    else
+    if (level == 2) {
+        kagi__ftask f4 = {KAGI__T_FWDT, p.L - 1, depth, acc, NULL, NULL, 0, p.ns - p.nx + 1};
+        kagi__ftask_run(&f4);
+    } else
 #endif
         kagi__fwdT_s(mul, acc, p.L - 1, 0);
     /* acc[i] is coefficient i + nx - 1 of the chunk product; output bit
@@ -940,6 +1047,18 @@ int kagi_toeplitz(const uint64_t *seed, const uint64_t *x, size_t n, size_t m, u
     int level = kagi__cpu_level();
     if (kagi__use_fft(n, m)) return kagi__toeplitz_fft(seed, x, n, m, y, level);
     return kagi__toeplitz_kara(seed, x, n, m, y, level);
+}
+
+int kagi_toeplitz_mt(const uint64_t *seed, const uint64_t *x, size_t n, size_t m, uint64_t *y,
+                     int threads)
+{
+    KAGI__TRY(kagi__check("kagi_toeplitz_mt", n, m));
+    int level = kagi__cpu_level(), depth = 0;
+    while (depth < 6 && (2 << depth) <= threads) depth++;
+    /* the split needs the vector kernels; small blocks gain nothing */
+    if (level < 2 || depth == 0 || !kagi__use_fft(n, m) || n < ((size_t)1 << 20))
+        return kagi_toeplitz(seed, x, n, m, y);
+    return kagi__toeplitz_fft_mt(seed, x, n, m, y, level, depth);
 }
 
 /* ----------------------------------------------------------------- batch */
