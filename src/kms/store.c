@@ -1450,8 +1450,15 @@ static int kagi__derive(const uint8_t key[KAGI_STORE_KEY_BYTES], const uint8_t *
 
 static const char kagi__check_text[] = "kagi key store check v1";
 
+/* SQLite counts every allocation under a global mutex unless told not to
+ * (about 30 lock pairs per delivered key); kagi never reads the counts.
+ * Only possible before SQLite initialises: later calls fail harmlessly. */
+static pthread_once_t kagi__sqlite_once = PTHREAD_ONCE_INIT;
+static void kagi__sqlite_setup(void) { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 static int kagi__open_db(kagi_store *s, const char *path, const uint8_t key[KAGI_STORE_KEY_BYTES])
 {
+    pthread_once(&kagi__sqlite_once, kagi__sqlite_setup);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK)
         return kagi__err(KAGI_ERR_IO, "key store %s: %s", path,
