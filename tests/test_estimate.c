@@ -56,8 +56,10 @@ static void naive_floyd(uint64_t seed, size_t n, size_t k, size_t *out)
 
 static void sample_positions_match_documented_floyd(void)
 {
-    const size_t cases[][2] = {{50, 20}, {1000, 900}, {1000000, 100}, {20000, 150}, {20000, 157}};
-    size_t a[1000], b[1000];
+    /* ... including several chunks of draws (k > 1024) on both set kinds */
+    const size_t cases[][2] = {{50, 20},       {1000, 900},   {1000000, 100}, {20000, 150},
+                               {20000, 157},   {5000, 3000},  {10000000, 2500}};
+    static size_t a[3000], b[3000];
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
         for (uint64_t seed = 1; seed < 4; seed++) {
             size_t n = cases[c][0], k = cases[c][1];
