@@ -57,6 +57,10 @@ typedef struct kagi_distill_params {
     int decoy;
     double decoy_length;  /* length_before_ec of kagi_decoy_bound */
     double qber_hint;     /* in [0, 0.5) */
+    /* Threads for this party's privacy amplification of the block
+     * (kagi_toeplitz_mt); 0: 2, but 1 per party in kagi_distill_local,
+     * whose two parties share the machine. This party's alone. */
+    unsigned amplify_threads;
 } kagi_distill_params;
 
 typedef struct kagi_distill_report {

@@ -95,6 +95,11 @@ typedef struct kagi__party {
     size_t *pos;
 } kagi__party;
 
+static int kagi__pa_threads(const kagi__party *P)
+{
+    return P->p.amplify_threads ? (int)P->p.amplify_threads : 2;
+}
+
 static void kagi__party_clear(kagi__party *P)
 {
     kagi_buf_free(&P->in);
@@ -444,7 +449,7 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     kagi__put_bits(&P->out, P->seed->w, P->seed->n);
     KAGI__TRY(kagi__send(P));
     KAGI__TRY(kagi_bits_new(final, m));
-    KAGI__TRY(kagi_toeplitz(P->seed->w, P->rest->w, P->rest->n, m, (*final)->w));
+    KAGI__TRY(kagi_toeplitz_mt(P->seed->w, P->rest->w, P->rest->n, m, (*final)->w, kagi__pa_threads(P)));
     r->final_bits = m;
     kagi__stage_times(r, t);
     return KAGI_OK;
@@ -514,7 +519,8 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     KAGI__TRY(kagi_bits_new(&P->seed, P->rest->n + (size_t)m - 1));
     KAGI__TRY(kagi__take_bits(&rd, P->seed));
     KAGI__TRY(kagi_bits_new(final, (size_t)m));
-    KAGI__TRY(kagi_toeplitz(P->seed->w, P->rest->w, P->rest->n, (size_t)m, (*final)->w));
+    KAGI__TRY(kagi_toeplitz_mt(P->seed->w, P->rest->w, P->rest->n, (size_t)m, (*final)->w,
+                               kagi__pa_threads(P)));
     r->final_bits = (size_t)m;
     kagi__stage_times(r, t);
     return KAGI_OK;
@@ -609,6 +615,10 @@ int kagi_distill_local(const kagi_bits *alice, const kagi_bits *bob, const kagi_
     if (!rc) rc = kagi_channel_pair(&ca, &cb);
     if (!rc) rc = kagi_channel_auth(ca, ab[0], ba[0]);
     if (!rc) rc = kagi_channel_auth(cb, ba[1], ab[1]);
+    /* the two parties share this machine's cores */
+    kagi_distill_params lp = *p;
+    if (!lp.amplify_threads) lp.amplify_threads = 1;
+    p = &lp;
     kagi__thread_arg arg = {.ch = cb, .sifted = bob, .p = p, .r = rb};
     pthread_t th;
     int started = 0;
