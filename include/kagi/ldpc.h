@@ -105,9 +105,11 @@ typedef struct kagi_ldpc_plan_info {
 } kagi_ldpc_plan_info;
 void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *out) KAGI_NONNULL(1, 2);
 
-/* Mother rate (50..90) to adapt for qber at efficiency f: the highest
- * rate below the target that needs at most 0.4 m punctured bits (so the
- * fallback has bits to reveal), else the one needing the fewest bits
+/* Mother rate (50..90) to adapt for qber at efficiency f: the lowest rate
+ * above the target when shortening it takes at most a quarter of the
+ * frame and f is at least that code's measured threshold (docs/ldpc.md);
+ * else the highest rate below that needs at most 0.4 m punctured bits (so
+ * the fallback has bits to reveal); else the one needing the fewest bits
  * punctured or shortened. */
 unsigned kagi_ldpc_rate_for(double qber, double f);
 

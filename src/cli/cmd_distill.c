@@ -88,9 +88,9 @@ static void kagi__print(const kagi_cli_cmd *cmd, const kagi_distill_report *r, i
         for (int i = 0; i < 4; i++)
             printf("%s\"%s\": %.1f", i ? ", " : "", stage[i], kagi__mbps(sbits[i], r->seconds[i]));
         printf("}, \"seconds\": {");
-        for (int i = 0; i < 4; i++) printf("%s\"%s\": %.6f", i ? ", " : "", stage[i], r->seconds[i]);
+        for (int i = 0; i < 4; i++) printf("%s\"%s\": %.9f", i ? ", " : "", stage[i], r->seconds[i]);
         printf("}, \"cpu_seconds\": {");
-        for (int i = 0; i < 4; i++) printf("%s\"%s\": %.6f", i ? ", " : "", stage[i], r->cpu_seconds[i]);
+        for (int i = 0; i < 4; i++) printf("%s\"%s\": %.9f", i ? ", " : "", stage[i], r->cpu_seconds[i]);
         printf("}}\n");
         return;
     }

@@ -17,24 +17,66 @@
 /* ------------------------------------------------------------ the codes */
 
 /* Node-perspective degree profile of each mother rate (of 128 columns):
- * nh columns of degree dh, then n4 of degree d4, n2 of degree 2 (the last
- * ones), the rest of degree 3; alpha16 the min-sum normalisation. Chosen
- * by simulation with this decoder (docs/ldpc.md has the search). */
+ * groups of columns in column order, g[k] = {count, degree}, the counts
+ * summing to 128; alpha16 the min-sum normalisation. Chosen by
+ * simulation with this decoder (docs/ldpc.md has the search). */
+#define KAGI__LDPC_GROUPS 8
 typedef struct {
-    unsigned rate, mb, nh, dh, n4, d4, n2, alpha16;
+    unsigned rate, mb, alpha16;
+    unsigned g[KAGI__LDPC_GROUPS][2];
+    double f_thr; /* lowest f where all test frames decoded (docs/ldpc.md) */
 } kagi__ldpc_profile;
 
 static const kagi__ldpc_profile kagi__profiles[] = {
-    {50, 64, 30, 8, 0, 0, 40, 12},  {60, 51, 30, 9, 0, 0, 35, 12},
-    {70, 38, 30, 10, 0, 0, 30, 12}, {80, 26, 30, 10, 0, 0, 25, 12},
-    {90, 13, 20, 13, 20, 6, 12, 12},
+    {50, 64, 12, {{14, 16}, {84, 3}, {30, 2}}, 1.10},
+    {60, 51, 12, {{18, 14}, {83, 3}, {27, 2}}, 1.12},
+    {70, 38, 12, {{22, 12}, {86, 3}, {20, 2}}, 1.14},
+    {80, 26, 12, {{20, 12}, {10, 6}, {78, 3}, {20, 2}}, 1.16},
+    {90, 13, 12, {{20, 13}, {20, 6}, {76, 3}, {12, 2}}, 1.21},
 };
+
+#ifdef KAGI_LDPC_PROFILE_SEARCH
+/* Profile search only (bench/bench_codes.c; never in a normal build, where
+ * the codes must be the documented ones): KAGI_LDPC_PROFILE="rate mb
+ * alpha16 count:degree ..." replaces or adds one rate. */
+static kagi__ldpc_profile kagi__override;
+
+static void kagi__override_read(void)
+{
+    static int done = 0;
+    const char *e = getenv("KAGI_LDPC_PROFILE");
+    int off = 0, k = 0;
+    unsigned r, mb, al, cc, dd;
+    if (done || !e) return;
+    done = 1;
+    if (sscanf(e, "%u %u %u%n", &r, &mb, &al, &off) != 3) return;
+    kagi__override = (kagi__ldpc_profile){.rate = r, .mb = mb, .alpha16 = al};
+    for (e += off; k < KAGI__LDPC_GROUPS && sscanf(e, " %u:%u%n", &cc, &dd, &off) == 2; e += off, k++) {
+        kagi__override.g[k][0] = cc;
+        kagi__override.g[k][1] = dd;
+    }
+}
+#endif
 
 static const kagi__ldpc_profile *kagi__profile(unsigned rate)
 {
+#ifdef KAGI_LDPC_PROFILE_SEARCH
+    kagi__override_read();
+    if (kagi__override.rate == rate) return &kagi__override;
+#endif
     for (size_t i = 0; i < sizeof kagi__profiles / sizeof kagi__profiles[0]; i++)
         if (kagi__profiles[i].rate == rate) return &kagi__profiles[i];
     return NULL;
+}
+
+/* Degree of base column j. */
+static unsigned kagi__col_degree(const kagi__ldpc_profile *pf, uint32_t j)
+{
+    for (unsigned k = 0; k < KAGI__LDPC_GROUPS && pf->g[k][0]; k++) {
+        if (j < pf->g[k][0]) return pf->g[k][1];
+        j -= pf->g[k][0];
+    }
+    return 0;
 }
 
 unsigned kagi__ldpc_default_alpha(unsigned rate)
@@ -159,12 +201,15 @@ int kagi_ldpc_code_new(kagi_ldpc_code **out, unsigned rate_pct, uint32_t z, uint
     kagi_rng r;
     kagi_rng_seed(&r, seed ^ ((uint64_t)rate_pct << 32) ^ 0x6c6470636b616769ull);
 
-    /* 1. The base matrix, column by column: degree dh for the first nh,
-     * d4 for the next n4, 2 for the last n2, 3 between; each column takes
-     * the rows of least degree so far, ties broken by a fresh random
-     * 32-bit key per row. */
+    /* 1. The base matrix, column by column, degrees from the profile's
+     * groups in order; each column takes the rows of least degree so far,
+     * ties broken by a fresh random 32-bit key per row. */
     for (uint32_t j = 0; j < nb; j++) {
-        uint32_t d = j < pf->nh ? pf->dh : j < pf->nh + pf->n4 ? pf->d4 : j >= nb - pf->n2 ? 2 : 3;
+        uint32_t d = kagi__col_degree(pf, j);
+        if (d < 2 || d > mb) {
+            rc = kagi__err(KAGI_ERR_ARG, "ldpc: base column %u of degree %u in %u rows", j, d, mb);
+            goto done;
+        }
         for (uint32_t i = 0; i < mb; i++) key[i] = (uint32_t)kagi_rng_next(&r);
         for (uint32_t t = 0; t < d; t++) {
             uint32_t best = mb;
@@ -532,7 +577,7 @@ unsigned kagi_ldpc_rate_for(double qber, double f)
     static const unsigned rates[] = {50, 60, 70, 80, 90};
     if (!(qber > 0 && qber < 0.5)) return 50;
     double R = 1 - f * kagi__h2(qber), best = 1e9;
-    unsigned pick = 50, punct = 0;
+    unsigned pick = 50, punct = 0, shorten = 0;
     for (size_t i = 0; i < 5; i++) {
         const kagi__ldpc_profile *pf = kagi__profile(rates[i]);
         double R0 = 1 - (double)pf->mb / KAGI_LDPC_NB;
@@ -542,12 +587,19 @@ unsigned kagi_ldpc_rate_for(double qber, double f)
             best = frac;
             pick = rates[i];
         }
-        /* Puncturing leaves bits to reveal for the fallback: take the
+        /* Shortening loses less of a code's threshold than puncturing
+         * (0.02-0.03 against 0.04-0.06 in f, docs/ldpc.md): take the lowest
+         * rate above R if at most a quarter of the frame is shortened and
+         * f is not below that code's threshold (a key bit revealed by the
+         * fallback costs a whole bit for h(Q) of information, so starting
+         * below it ends worse). */
+        if (!shorten && R0 >= R && frac <= 0.25 && f >= pf->f_thr) shorten = rates[i];
+        /* Puncturing leaves bits to reveal for the fallback: else take the
          * highest rate below R if it needs at most 0.4 m punctured bits
          * (plans find about 0.5 m positions with a check of their own). */
         if (R0 <= R && (R - R0) / R <= 0.4 * (1 - R0)) punct = rates[i];
     }
-    return punct ? punct : pick;
+    return shorten ? shorten : punct ? punct : pick;
 }
 
 /* ---------------------------------------------------------------- Alice */
