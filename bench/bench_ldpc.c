@@ -85,6 +85,8 @@ int main(int argc, char **argv)
                  {"fast", 1.30, 0.02, 60, 20, 20}};
     const size_t nmodes = sizeof modes / sizeof modes[0];
     const size_t frames = argc > 1 ? (size_t)atol(argv[1]) : 6;
+    /* bench_ldpc FRAMES QBER%: only that QBER's rows (quicker A/B runs). */
+    const double only = argc > 2 ? atof(argv[2]) / 100 : 0;
     const uint32_t z = 8192;
     kagi_rng r;
     kagi_rng_seed(&r, 1);
@@ -95,6 +97,7 @@ int main(int argc, char **argv)
            "Mbit/s", "f", "f_plan", "FER", "iter", "msgs", "punct/short");
     kagi_ldpc_code *codes[5] = {0};
     for (size_t k = 0; k < 4; k++) {
+        if (only > 0 && fabs(qs[k] - only) > 1e-9) continue;
         for (size_t md = 0; md < nmodes; md++) {
             unsigned rate = kagi_ldpc_rate_for(qs[k], modes[md].f_start);
             size_t ri = (rate - 50) / 10;
@@ -123,11 +126,12 @@ int main(int argc, char **argv)
                        th == 1 ? "" : "");
                 fflush(stdout);
             }
-            if (k == 0 && md == 0) printf("  (plan for 10^6-bit frames: %.3f s)\n", tplan);
+            if (md == 0) printf("  (plan for 10^6-bit frames: %.3f s)\n", tplan);
             kagi_ldpc_plan_free(pl);
         }
     }
 
+    if (!codes[3] && kagi_ldpc_code_new(&codes[3], 80, z, 1)) return 1; /* rows below */
     /* AVX2 against scalar (the naive, portable kernel): the same frame. */
     printf("\ndecoder kernels, one frame at QBER 2%%, 1 thread, fast mode\n");
     {

@@ -643,6 +643,63 @@ static void fit_covers_the_key_and_stats_count_the_corrections(void)
     ASSERT_TRUE(c == NULL && pl == NULL);
 }
 
+/* Known bits (LLR 127 at the start, or decoder_fix later) must read 0
+ * after every run, however hard their checks pull: posteriors saturate at
+ * 127, so a known bit cannot just be a huge posterior; the kernels keep
+ * its messages at -128 instead (docs/ldpc.md, "Decoder"). Here the other
+ * bits are confident and half of them wrong, and alpha is 16/16, so the
+ * checks send known bits messages of both signs up to 127 for 40
+ * iterations. */
+static void known_bits_stay_known_whatever_their_checks_say(void)
+{
+    kagi_ldpc_code *c;
+    ASSERT_OK(kagi_ldpc_code_new(&c, 80, 320, 4));
+    kagi_ldpc_code_info ci;
+    kagi_ldpc_code_get_info(c, &ci);
+    int8_t *llr = malloc(ci.n);
+    uint64_t *e = calloc(ci.n / 64, 8), *s = calloc(ci.m / 64, 8), *o = calloc(ci.n / 64, 8);
+    for (int impl = KAGI_LDPC_IMPL_SCALAR; impl <= KAGI_LDPC_IMPL_AVX2; impl++) {
+        kagi_ldpc_decoder *d;
+        if (kagi_ldpc_decoder_new(&d, c, impl, 16)) {
+            ASSERT_EQ(impl, KAGI_LDPC_IMPL_AVX2); /* no AVX2 on this CPU */
+            break;
+        }
+        kagi_rng r;
+        kagi_rng_seed(&r, 31);
+        memset(e, 0, ci.n / 8);
+        for (size_t v = 0; v < ci.n; v++) {
+            llr[v] = kagi_rng_below(&r, 10) == 0 ? 127 : kagi_rng_below(&r, 2) ? 100 : -100;
+            if (llr[v] != 127 && kagi_rng_below(&r, 2)) e[v >> 6] |= (uint64_t)1 << (v & 63);
+        }
+        kagi_ldpc_syndrome(c, e, s);
+        kagi_ldpc_decoder_start(d, llr, s);
+        unsigned it = 0;
+        size_t known = 0;
+        for (int round = 0; round < 4; round++) {
+            ASSERT_EQ(kagi_ldpc_decoder_run(d, 10, o, &it), KAGI_ERR_RECONCILE);
+            for (size_t v = 0; v < ci.n; v++)
+                if (llr[v] == 127) ASSERT_EQ(getbit(o, v), 0);
+            /* Reveal 200 more bits, as Bob does: known, e = 0 from now on. */
+            for (int t = 0; t < 200; t++) {
+                size_t v = (size_t)kagi_rng_below(&r, ci.n);
+                int bit = getbit(e, v);
+                if (bit) e[v >> 6] ^= (uint64_t)1 << (v & 63);
+                ASSERT_OK(kagi_ldpc_decoder_fix(d, v, bit));
+                llr[v] = 127;
+            }
+        }
+        for (size_t v = 0; v < ci.n; v++) known += llr[v] == 127;
+        ASSERT_EQ(it, 40);
+        ASSERT_TRUE(known > ci.n / 10);
+        kagi_ldpc_decoder_free(d);
+    }
+    free(llr);
+    free(e);
+    free(s);
+    free(o);
+    kagi_ldpc_code_free(c);
+}
+
 T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_checksums),
        T(base_matrices_follow_the_documented_profiles),
        T(syndrome_matches_the_definition), T(random_keys_reconcile_at_every_rate),
@@ -651,4 +708,5 @@ T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_
        T(puncturing_and_shortening_keep_the_counts), T(undecodable_frames_are_reported),
        T(avx2_and_scalar_decoders_agree_bit_for_bit),
        T(failed_runs_leave_the_whole_hard_decision), T(bad_arguments_are_errors),
-       T(fit_covers_the_key_and_stats_count_the_corrections))
+       T(fit_covers_the_key_and_stats_count_the_corrections),
+       T(known_bits_stay_known_whatever_their_checks_say))

@@ -3,7 +3,7 @@
  *
  * Alice sends the syndrome s = H x of her frame x; Bob, holding y = x + e,
  * decodes the error pattern e from H e = s + H y with a layered normalised
- * min-sum decoder (int8 messages, int16 posteriors; AVX2 or scalar, chosen
+ * min-sum decoder (int8 messages and posteriors; AVX2 or scalar, chosen
  * at run time, bit for bit the same). A frame of n bits holds n_key key bits, p punctured
  * bits (Alice's private random bits, unknown to Bob) and s shortened bits
  * (zero, known to both): n_key + p + s = n. When decoding fails Alice

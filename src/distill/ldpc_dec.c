@@ -1,22 +1,28 @@
 /* Layered normalised min-sum decoder for the quasi-cyclic codes of
- * ldpc.c: int16 posteriors, int8 messages.
+ * ldpc.c: int8 posteriors, int8 messages, saturating arithmetic.
  *
  * A layer is one block row of H: z checks, each meeting exactly one bit of
  * every block column in the row, so the z checks are updated side by side
  * (32 lanes per AVX2 step): lane r of circulant (i, j, s) reads bit
- * j*z + (r + s) % z. Per lane and circulant k:
- *   q_k = L - R_k (int16, exact); c_k = q_k clamped to [-127, 127]
- *   m1, m2 = two smallest |c_k|, idx = first k reaching m1, sign = xor of
- *            the signs and of the check's syndrome bit
- *   R_k' = +-((k == idx ? m2 : m1) * alpha16 >> 4)       (int8)
- *   L' = q_k + R_k'                                     (int16, exact)
- * L = channel + sum of the current R of the bit is never saturated
- * (|L| <= 126 + 64 * 127), so no information is lost between layers; a
- * known bit starts at 16384 and stays far above every threshold. The
- * scalar and AVX2 kernels do exactly this integer arithmetic, so they agree
- * bit for bit (tests/test_ldpc.c checks it). After every iteration the
- * syndrome of the hard decision is checked block row by block row,
- * stopping at the first row that differs (docs/ldpc.md, "Decoder"). */
+ * j*z + (r + s) % z. Per lane and circulant k (sat = clamp to [-128, 127]):
+ *   q_k = sat(L - R_k)
+ *   m1, m2 = two smallest |q_k| (|-128| counts as 127), sign = xor of the
+ *            signs of q_k and of the check's syndrome bit
+ *   R_k' = +-((|q_k| == m1 ? m2 : m1) * alpha16 >> 4)
+ *   L' = sat(q_k + R_k'), then the stored message is L' - q_k
+ * Storing what was really added (L' - q_k, smaller than R_k' where L'
+ * saturated) keeps L = channel + sum of the stored messages, so removing a
+ * message later never overshoots: storing R_k' instead made a saturated
+ * posterior flip sign when one of its checks turned against it, and frames
+ * near convergence blew up (docs/ldpc.md, "Decoder"). Where several q_k
+ * share the minimum, m2 == m1, so which of them takes m2 does not matter.
+ * A known bit's messages are -128 (which no update produces) and stay so:
+ * its q_k = sat(L + 128) is always 127, the largest magnitude there is.
+ * L starts at 3/4 of the channel LLR (room above it before saturation).
+ * The scalar and AVX2 kernels do exactly this integer arithmetic, so they
+ * agree bit for bit (tests/test_ldpc.c checks it). After every iteration the syndrome of
+ * the hard decision is checked block row by block row, stopping at the
+ * first row that differs. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -38,7 +44,8 @@ struct kagi_ldpc_decoder {
     const kagi_ldpc_code *c;
     int impl;
     unsigned alpha;
-    int16_t *L;     /* n posteriors */
+    int8_t *L;      /* n posteriors */
+    size_t npin;    /* bits made known; 0: the AVX2 kernel skips their test */
     int8_t *R;      /* ncirc * z check-to-bit messages */
     int8_t *S8;     /* m: -128 where the target syndrome bit is 1 */
     uint64_t *syn;  /* target syndrome, m bits */
@@ -73,7 +80,7 @@ void kagi_ldpc_decoder_free(kagi_ldpc_decoder *d)
 {
     if (!d) return;
     /* Posteriors and messages say much about Bob's key: wipe them. */
-    if (d->L) kagi__wipe(d->L, d->c->n * sizeof *d->L);
+    if (d->L) kagi__wipe(d->L, d->c->n);
     if (d->R) kagi__wipe(d->R, d->c->ncirc * d->c->z);
     free(d->L);
     free(d->R);
@@ -101,7 +108,7 @@ int kagi_ldpc_decoder_new(kagi_ldpc_decoder **out, const kagi_ldpc_code *c, int 
     d->c = c;
     d->impl = impl;
     d->alpha = alpha16 ? alpha16 : kagi__ldpc_default_alpha(c->rate_pct);
-    d->L = kagi__amalloc(c->n * sizeof *d->L);
+    d->L = kagi__amalloc(c->n);
     d->R = kagi__amalloc(c->ncirc * c->z);
     d->S8 = kagi__amalloc(c->m);
     d->syn = calloc(KAGI_WORDS(c->m), 8);
@@ -116,41 +123,75 @@ int kagi_ldpc_decoder_new(kagi_ldpc_decoder **out, const kagi_ldpc_code *c, int 
 
 int kagi_ldpc_decoder_impl(const kagi_ldpc_decoder *d) { return d->impl; }
 
+/* Index in R of the message of circulant e (in block row i) to lane r:
+ * chunk-major, 32 lanes of each circulant of the row in turn (the order in
+ * which the AVX2 kernel reads them). */
+static size_t kagi__ridx(const kagi_ldpc_code *c, uint32_t i, uint32_t e, uint32_t r)
+{
+    uint32_t e0 = c->row_ptr[i], dc = c->row_ptr[i + 1] - e0;
+    return (size_t)e0 * c->z + (size_t)(r / 32) * dc * 32 + (size_t)(e - e0) * 32 + r % 32;
+}
+
+/* Bit v becomes known (e = 0): its messages are set to -128, which no
+ * check update produces (|R| <= 127) and which the kernels keep, so its
+ * q = sat(L + 128) is 127 whatever its L does (L' = sat(127 + R') >= 0,
+ * so it also reads 0). flip: its value differed, the target syndrome
+ * changes. */
+static void kagi__pin(kagi_ldpc_decoder *d, size_t v, int flip)
+{
+    const kagi_ldpc_code *c = d->c;
+    uint32_t j = (uint32_t)(v / c->z), t = (uint32_t)(v % c->z);
+    d->L[v] = 127;
+    d->npin++;
+    for (uint32_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++) {
+        uint32_t e = c->col_edge[k], sh = c->shift[e], i = c->erow[e];
+        uint32_t r = t >= sh ? t - sh : t + c->z - sh;
+        d->R[kagi__ridx(c, i, e, r)] = -128;
+        if (flip) {
+            size_t ch = (size_t)i * c->z + r;
+            d->syn[ch >> 6] ^= (uint64_t)1 << (ch & 63);
+            d->S8[ch] = (int8_t)(d->S8[ch] ^ -128);
+        }
+    }
+}
+
 void kagi_ldpc_decoder_start(kagi_ldpc_decoder *d, const int8_t *llr, const uint64_t *syn)
 {
     const kagi_ldpc_code *c = d->c;
-    for (size_t v = 0; v < c->n; v++) d->L[v] = llr[v] == KAGI__LDPC_PIN ? KAGI__LDPC_PIN16 : llr[v];
     memset(d->R, 0, c->ncirc * c->z);
     memcpy(d->syn, syn, KAGI_WORDS(c->m) * 8);
     for (size_t i = 0; i < c->m; i++) d->S8[i] = (syn[i >> 6] >> (i & 63)) & 1 ? -128 : 0;
+    d->npin = 0;
+    for (size_t v = 0; v < c->n; v++) {
+        /* 3/4 of the channel LLR (rounded half away from 0): room above
+         * it before the int8 posterior saturates. At scale 1 one frame of
+         * twelve (QBER 8 %, f_start 1.16) stayed undecoded after all 20
+         * reveals where the int16 decoder needed 3; at 3/4 f and
+         * iterations match the int16 decoder's (docs/ldpc.md). */
+        if (llr[v] == KAGI__LDPC_PIN) kagi__pin(d, v, 0);
+        else d->L[v] = (int8_t)((llr[v] * 6 + (llr[v] < 0 ? -4 : 4)) / 8);
+    }
 }
 
 int kagi_ldpc_decoder_fix(kagi_ldpc_decoder *d, size_t v, int flip)
 {
-    const kagi_ldpc_code *c = d->c;
-    KAGI__FAIL_IF(v >= c->n, KAGI_ERR_ARG, "ldpc: bit %zu of a %zu-bit frame", v, c->n);
-    d->L[v] = KAGI__LDPC_PIN16;
-    if (!flip) return KAGI_OK;
-    uint32_t j = (uint32_t)(v / c->z), t = (uint32_t)(v % c->z);
-    for (uint32_t k = c->col_ptr[j]; k < c->col_ptr[j + 1]; k++) {
-        uint32_t e = c->col_edge[k], sh = c->shift[e];
-        size_t ch = (size_t)c->erow[e] * c->z + (t >= sh ? t - sh : t + c->z - sh);
-        d->syn[ch >> 6] ^= (uint64_t)1 << (ch & 63);
-        d->S8[ch] = (int8_t)(d->S8[ch] ^ -128);
-    }
+    KAGI__FAIL_IF(v >= d->c->n, KAGI_ERR_ARG, "ldpc: bit %zu of a %zu-bit frame", v, d->c->n);
+    kagi__pin(d, v, flip);
     return KAGI_OK;
 }
 
 /* ------------------------------------------------------ scalar kernel */
+
+static inline int kagi__sat8(int x) { return x > 127 ? 127 : x < -128 ? -128 : x; }
 
 static void kagi__layer_scalar(kagi_ldpc_decoder *d, uint32_t i)
 {
     const kagi_ldpc_code *c = d->c;
     const uint32_t z = c->z, e0 = c->row_ptr[i], dc = c->row_ptr[i + 1] - e0;
     const int alpha = (int)d->alpha;
-    int16_t *L = d->L;
+    int8_t *L = d->L;
     for (uint32_t r = 0; r < z; r++) {
-        int m1 = 127, m2 = 127, idx = 0;
+        int m1 = 255, m2 = 255;
         int sg = d->S8[(size_t)i * z + r];
         /* Messages of a layer are stored chunk by chunk: 32 lanes of
          * circulant 0, 32 of circulant 1, ... (as the AVX2 kernel reads them). */
@@ -158,35 +199,33 @@ static void kagi__layer_scalar(kagi_ldpc_decoder *d, uint32_t i)
         for (uint32_t k = 0; k < dc; k++) {
             uint32_t e = e0 + k, p = r + c->shift[e];
             if (p >= z) p -= z;
-            int q = L[(size_t)c->col[e] * z + p] - Rc[k * 32];
-            q = q > 127 ? 127 : q < -127 ? -127 : q;
+            int q = kagi__sat8(L[(size_t)c->col[e] * z + p] - Rc[k * 32]);
             int a = q < 0 ? -q : q;
             sg ^= q;
             if (a < m1) {
                 m2 = m1;
                 m1 = a;
-                idx = (int)k;
             } else if (a < m2) {
                 m2 = a;
             }
         }
-        int s1 = (m1 * alpha) >> 4, s2 = (m2 * alpha) >> 4;
+        int s1 = ((m1 < 127 ? m1 : 127) * alpha) >> 4, s2 = ((m2 < 127 ? m2 : 127) * alpha) >> 4;
         for (uint32_t k = 0; k < dc; k++) {
             uint32_t e = e0 + k, p = r + c->shift[e];
             if (p >= z) p -= z;
-            int16_t *Lp = &L[(size_t)c->col[e] * z + p];
+            size_t v = (size_t)c->col[e] * z + p;
             int8_t *Rp = &Rc[k * 32];
-            int q = *Lp - *Rp, qc = q > 127 ? 127 : q < -127 ? -127 : q;
-            int mag = (int)k == idx ? s2 : s1;
-            int rn = (sg ^ qc) & 0x80 ? -mag : mag;
-            *Rp = (int8_t)rn;
-            *Lp = (int16_t)(q + rn);
+            int q = kagi__sat8(L[v] - *Rp), a = q < 0 ? -q : q;
+            int mag = a == m1 ? s2 : s1;
+            int l = kagi__sat8(q + ((sg ^ q) & 0x80 ? -mag : mag));
+            if (*Rp != -128) *Rp = (int8_t)(l - q); /* -128: a known bit's */
+            L[v] = (int8_t)l;
         }
     }
 }
 
 /* Hard decision: bit v is 1 where L[v] < 0. */
-static void kagi__hard_scalar(const int16_t *L, size_t n, uint64_t *out)
+static void kagi__hard_scalar(const int8_t *L, size_t n, uint64_t *out)
 {
     for (size_t w = 0; w < n / 64; w++) {
         uint64_t b = 0;
@@ -198,35 +237,25 @@ static void kagi__hard_scalar(const int16_t *L, size_t n, uint64_t *out)
 /* -------------------------------------------------------- AVX2 kernel */
 
 #if KAGI__LDPC_X86
-/* 32 posteriors of block base from lane p on, wrapping at z. */
-KAGI__T_AVX2 static inline void kagi__ld16(const int16_t *base, uint32_t p, uint32_t z, __m256i *a, __m256i *b)
+/* The rare chunk that wraps at z: 32 posteriors of block base from lane p
+ * on through a small buffer, out of line (keeps the hot loop free of
+ * spills). */
+KAGI__T_AVX2 __attribute__((noinline)) static __m256i kagi__ld8w(const int8_t *base, uint32_t p, uint32_t z)
 {
-    if (p + 32 <= z) {
-        *a = _mm256_loadu_si256((const __m256i *)(base + p));
-        *b = _mm256_loadu_si256((const __m256i *)(base + p + 16));
-        return;
-    }
-    int16_t t[32];
+    int8_t t[32];
     uint32_t n1 = z - p;
-    memcpy(t, base + p, n1 * 2);
-    memcpy(t + n1, base, (32 - n1) * 2);
-    *a = _mm256_loadu_si256((const __m256i *)t);
-    *b = _mm256_loadu_si256((const __m256i *)(t + 16));
+    memcpy(t, base + p, n1);
+    memcpy(t + n1, base, 32 - n1);
+    return _mm256_loadu_si256((const __m256i *)t);
 }
 
-KAGI__T_AVX2 static inline void kagi__st16(int16_t *base, uint32_t p, uint32_t z, __m256i a, __m256i b)
+KAGI__T_AVX2 __attribute__((noinline)) static void kagi__st8w(int8_t *base, uint32_t p, uint32_t z, __m256i a)
 {
-    if (p + 32 <= z) {
-        _mm256_storeu_si256((__m256i *)(base + p), a);
-        _mm256_storeu_si256((__m256i *)(base + p + 16), b);
-        return;
-    }
-    int16_t t[32];
+    int8_t t[32];
     uint32_t n1 = z - p;
     _mm256_storeu_si256((__m256i *)t, a);
-    _mm256_storeu_si256((__m256i *)(t + 16), b);
-    memcpy(base + p, t, n1 * 2);
-    memcpy(base, t + n1, (32 - n1) * 2);
+    memcpy(base + p, t, n1);
+    memcpy(base, t + n1, 32 - n1);
 }
 
 /* (m * alpha) >> 4 per byte, m in [0, 127]. */
@@ -238,97 +267,81 @@ KAGI__T_AVX2 static inline __m256i kagi__scale(__m256i m, __m256i alpha)
     return _mm256_packus_epi16(lo, hi);
 }
 
-/* The rare chunk that wraps at z: 32 posteriors through a small buffer. */
-KAGI__T_AVX2 __attribute__((noinline)) static void kagi__ld16w(const int16_t *base, uint32_t p, uint32_t z,
-                                                                 __m256i *a, __m256i *b)
-{
-    kagi__ld16(base, p, z, a, b);
-}
-
-KAGI__T_AVX2 __attribute__((noinline)) static void kagi__st16w(int16_t *base, uint32_t p, uint32_t z,
-                                                                 __m256i a, __m256i b)
-{
-    kagi__st16(base, p, z, a, b);
-}
-
-KAGI__T_AVX2 static void kagi__layer_avx2(kagi_ldpc_decoder *d, uint32_t i)
+/* pinned: some bits are known (messages -128, kept); a constant in the two
+ * instances below, so the common case does not test for them. */
+KAGI__T_AVX2 static inline __attribute__((always_inline)) void kagi__layer_avx2_t(kagi_ldpc_decoder *d, uint32_t i,
+                                                                                 const int pinned)
 {
     const kagi_ldpc_code *c = d->c;
     const uint32_t z = c->z, e0 = c->row_ptr[i], dc = c->row_ptr[i + 1] - e0;
-    int16_t *base[KAGI__LDPC_DCMAX];
+    int8_t *base[KAGI__LDPC_DCMAX];
     /* Lane 0 of the current chunk reads base[k][off[k]]; advanced by 32
      * (mod z) per chunk, so the hot loops do no index arithmetic. */
     uint32_t off[KAGI__LDPC_DCMAX];
-    /* Per circulant of the chunk: q as int16 (two vectors) and clamped int8. */
-    __m256i q16[2 * KAGI__LDPC_DCMAX], q8[KAGI__LDPC_DCMAX];
+    __m256i q8[KAGI__LDPC_DCMAX]; /* per circulant of the chunk: q = L - R */
     for (uint32_t k = 0; k < dc; k++) {
         base[k] = d->L + (size_t)c->col[e0 + k] * z;
         off[k] = c->shift[e0 + k];
     }
-    const __m256i lo = _mm256_set1_epi8(-127), big = _mm256_set1_epi8(127),
-                  zero = _mm256_setzero_si256(), one = _mm256_set1_epi8(1),
-                  alpha = _mm256_set1_epi16((short)d->alpha);
+    const __m256i ones = _mm256_set1_epi8(-1), big = _mm256_set1_epi8(127), lo = _mm256_set1_epi8(-128),
+                  zero = _mm256_setzero_si256(), alpha = _mm256_set1_epi16((short)d->alpha);
     const int8_t *S8 = d->S8 + (size_t)i * z;
     int8_t *Rr = d->R + (size_t)e0 * z;
     for (uint32_t r = 0; r < z; r += 32) {
-        __m256i m1 = big, m2 = big, idx = zero, kv = zero;
+        /* |q| is unsigned (|-128| = 128): unsigned minima, clamped to 127
+         * after the loop (the clamp commutes with the minimum). */
+        __m256i m1 = ones, m2 = ones;
         __m256i sg = _mm256_loadu_si256((const __m256i *)(S8 + r));
         for (uint32_t k = 0; k < dc; k++) {
             uint32_t p = off[k];
-            __m256i l0, l1;
-            if (__builtin_expect(p <= z - 32, 1)) {
-                l0 = _mm256_loadu_si256((const __m256i *)(base[k] + p));
-                l1 = _mm256_loadu_si256((const __m256i *)(base[k] + p + 16));
-            } else {
-                kagi__ld16w(base[k], p, z, &l0, &l1);
-            }
-            /* Sign-extending loads of the old messages (no shuffles). */
-            __m256i a0 = _mm256_sub_epi16(l0, _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(Rr + (size_t)k * 32))));
-            __m256i a1 = _mm256_sub_epi16(l1, _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(Rr + (size_t)k * 32 + 16))));
-            q16[2 * k] = a0;
-            q16[2 * k + 1] = a1;
-            __m256i q = _mm256_permute4x64_epi64(_mm256_packs_epi16(a0, a1), 0xd8);
-            q = _mm256_max_epi8(q, lo);
+            __m256i l;
+            /* 8 chunks ahead (may run past the block: a prefetch never
+             * faults); 3-25 % faster on the shared test VM (memory-bound). */
+            _mm_prefetch((const char *)((uintptr_t)(base[k] + p) + 256), _MM_HINT_T0);
+            if (__builtin_expect(p <= z - 32, 1)) l = _mm256_loadu_si256((const __m256i *)(base[k] + p));
+            else l = kagi__ld8w(base[k], p, z);
+            __m256i q = _mm256_subs_epi8(l, _mm256_load_si256((const __m256i *)(Rr + (size_t)k * 32)));
             q8[k] = q;
             __m256i a = _mm256_abs_epi8(q);
             sg = _mm256_xor_si256(sg, q);
-            __m256i lt = _mm256_cmpgt_epi8(m1, a);
-            m2 = _mm256_min_epi8(m2, _mm256_max_epi8(m1, a));
-            m1 = _mm256_min_epi8(m1, a);
-            idx = _mm256_blendv_epi8(idx, kv, lt);
-            kv = _mm256_add_epi8(kv, one);
+            m2 = _mm256_min_epu8(m2, _mm256_max_epu8(m1, a));
+            m1 = _mm256_min_epu8(m1, a);
         }
-        __m256i s1 = kagi__scale(m1, alpha), s2 = kagi__scale(m2, alpha);
-        kv = zero;
+        __m256i s1 = kagi__scale(_mm256_min_epu8(m1, big), alpha);
+        __m256i s2 = kagi__scale(_mm256_min_epu8(m2, big), alpha);
+        __m256i n1 = _mm256_sub_epi8(zero, s1), n2 = _mm256_sub_epi8(zero, s2);
         for (uint32_t k = 0; k < dc; k++) {
-            __m256i mag = _mm256_blendv_epi8(s1, s2, _mm256_cmpeq_epi8(idx, kv));
-            kv = _mm256_add_epi8(kv, one);
-            __m256i rn = _mm256_blendv_epi8(mag, _mm256_sub_epi8(zero, mag), _mm256_xor_si256(sg, q8[k]));
-            _mm256_store_si256((__m256i *)(Rr + (size_t)k * 32), rn);
-            __m256i l0 = _mm256_add_epi16(q16[2 * k], _mm256_cvtepi8_epi16(_mm256_castsi256_si128(rn)));
-            __m256i l1 = _mm256_add_epi16(q16[2 * k + 1], _mm256_cvtepi8_epi16(_mm256_extracti128_si256(rn, 1)));
+            __m256i q = q8[k];
+            __m256i eq = _mm256_cmpeq_epi8(_mm256_abs_epi8(q), m1);
+            __m256i rn = _mm256_blendv_epi8(_mm256_blendv_epi8(s1, s2, eq), _mm256_blendv_epi8(n1, n2, eq),
+                                            _mm256_xor_si256(sg, q));
+            __m256i l = _mm256_adds_epi8(q, rn);
             uint32_t p = off[k];
-            if (__builtin_expect(p <= z - 32, 1)) {
-                _mm256_storeu_si256((__m256i *)(base[k] + p), l0);
-                _mm256_storeu_si256((__m256i *)(base[k] + p + 16), l1);
-                p += 32;
-            } else {
-                kagi__st16w(base[k], p, z, l0, l1);
-                p += 32;
+            if (__builtin_expect(p <= z - 32, 1)) _mm256_storeu_si256((__m256i *)(base[k] + p), l);
+            else kagi__st8w(base[k], p, z, l);
+            __m256i rs = _mm256_sub_epi8(l, q);
+            if (pinned) {
+                /* Known bits keep their -128 (still in L1 from pass 1). */
+                __m256i ro = _mm256_load_si256((const __m256i *)(Rr + (size_t)k * 32));
+                rs = _mm256_blendv_epi8(rs, ro, _mm256_cmpeq_epi8(ro, lo));
             }
+            _mm256_store_si256((__m256i *)(Rr + (size_t)k * 32), rs);
+            p += 32;
             off[k] = p >= z ? p - z : p;
         }
         Rr += (size_t)dc * 32;
     }
 }
 
-KAGI__T_AVX2 static void kagi__hard_avx2(const int16_t *L, size_t n, uint64_t *out)
+KAGI__T_AVX2 static void kagi__layer_avx2(kagi_ldpc_decoder *d, uint32_t i) { kagi__layer_avx2_t(d, i, 0); }
+KAGI__T_AVX2 static void kagi__layer_avx2_pin(kagi_ldpc_decoder *d, uint32_t i) { kagi__layer_avx2_t(d, i, 1); }
+
+KAGI__T_AVX2 static void kagi__hard_avx2(const int8_t *L, size_t n, uint64_t *out)
 {
     for (size_t w = 0; w < n / 64; w++) {
         const __m256i *p = (const __m256i *)(L + w * 64);
-        __m256i a = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_load_si256(p), _mm256_load_si256(p + 1)), 0xd8);
-        __m256i b = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_load_si256(p + 2), _mm256_load_si256(p + 3)), 0xd8);
-        out[w] = (uint64_t)(uint32_t)_mm256_movemask_epi8(a) | (uint64_t)(uint32_t)_mm256_movemask_epi8(b) << 32;
+        out[w] = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_load_si256(p)) |
+                 (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_load_si256(p + 1)) << 32;
     }
 }
 #endif
@@ -339,7 +352,7 @@ KAGI__T_AVX2 static void kagi__hard_avx2(const int16_t *L, size_t n, uint64_t *o
 static void kagi__hard_col(const kagi_ldpc_decoder *d, uint32_t j, uint64_t *out)
 {
     const kagi_ldpc_code *c = d->c;
-    const int16_t *L = d->L + (size_t)j * c->z;
+    const int8_t *L = d->L + (size_t)j * c->z;
     uint64_t *o = out + (size_t)j * c->zw;
 #if KAGI__LDPC_X86
     if (d->impl == KAGI_LDPC_IMPL_AVX2) kagi__hard_avx2(L, c->z, o);
@@ -383,8 +396,10 @@ int kagi_ldpc_decoder_run(kagi_ldpc_decoder *d, unsigned max_iter, uint64_t *out
     for (unsigned it = 0; it < max_iter; it++) {
         for (uint32_t i = 0; i < c->mb; i++) {
 #if KAGI__LDPC_X86
-            if (d->impl == KAGI_LDPC_IMPL_AVX2) kagi__layer_avx2(d, i);
-            else
+            if (d->impl == KAGI_LDPC_IMPL_AVX2) {
+                if (d->npin) kagi__layer_avx2_pin(d, i);
+                else kagi__layer_avx2(d, i);
+            } else
 #endif
                 kagi__layer_scalar(d, i);
         }

@@ -13,8 +13,6 @@
  * by the decoder; every other value stays within [-126, 126]. */
 #define KAGI__LDPC_LLR_SCALE 6.0
 #define KAGI__LDPC_PIN 127
-/* Inside the decoder a known bit's posterior (int16). */
-#define KAGI__LDPC_PIN16 16384
 /* Most circulants in a base row (the AVX2 kernel's stack arrays). */
 #define KAGI__LDPC_DCMAX 64
 
