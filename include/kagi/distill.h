@@ -43,7 +43,7 @@ typedef struct kagi_distill_params {
     int method;           /* KAGI_RECONCILE_*; both parties must agree */
     kagi_cascade_params cascade; /* qber is set from the estimate */
     /* LDPC: qber is set by the pipeline (the estimate, clamped to
-     * [0.001, 0.11]). f_start (0: 1.22 here), f_step, max_rounds, seed (of
+     * [0.001, 0.11]). f_start (0: kagi_ldpc_f_auto of that), f_step, max_rounds, seed (of
      * the public punctured positions) and z_max must be the same on both
      * sides (Bob checks Alice's setup); iter_first, iter_round, threads,
      * impl and alpha16 are Bob's alone. */

@@ -113,6 +113,14 @@ void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *out) 
  * punctured or shortened. */
 unsigned kagi_ldpc_rate_for(double qber, double f);
 
+/* The first efficiency to aim at when none is given (f_start 0): the
+ * lowest f in 1.10 .. 1.22 (steps of 0.01) at which kagi_ldpc_rate_for
+ * shortens a code and f is at least 0.02 above that code's measured
+ * threshold, so frames decode at the first attempt (QBER 3 % gives 1.18,
+ * 5 % 1.16, 8 % 1.14); else 1.22, just above the thresholds of the codes
+ * used by puncturing at low QBER (docs/ldpc.md). */
+double kagi_ldpc_f_auto(double qber);
+
 /* ---- one frame, each side ---- */
 typedef struct kagi_ldpc_alice kagi_ldpc_alice;
 typedef struct kagi_ldpc_bob kagi_ldpc_bob;
@@ -171,7 +179,7 @@ int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uin
 /* ---- both parties in this process ---- */
 typedef struct kagi_ldpc_params {
     double qber;            /* estimated QBER, (0, 0.11] (required) */
-    double f_start;         /* first attempt's efficiency (0: 1.2) */
+    double f_start;         /* first attempt's efficiency (0: kagi_ldpc_f_auto(qber)) */
     double f_step;          /* each reveal adds f_step n_key h(qber) bits (0: 0.02) */
     unsigned max_rounds;    /* reveals before a frame fails (0: 20) */
     unsigned iter_first;    /* iterations of the first attempt (0: 60) */

@@ -602,6 +602,20 @@ unsigned kagi_ldpc_rate_for(double qber, double f)
     return shorten ? shorten : punct ? punct : pick;
 }
 
+double kagi_ldpc_f_auto(double qber)
+{
+    if (!(qber > 0 && qber < 0.5)) return 1.22;
+    for (int k = 10; k <= 22; k++) {
+        double f = 1 + k / 100.0, R = 1 - f * kagi__h2(qber);
+        unsigned rate = kagi_ldpc_rate_for(qber, f);
+        const kagi__ldpc_profile *pf = kagi__profile(rate);
+        /* shortened (rate above R), with room over the mother threshold
+         * for the shortening's own loss and the estimate's noise */
+        if (1 - (double)pf->mb / KAGI_LDPC_NB >= R && f >= pf->f_thr + 0.02 - 1e-9) return f;
+    }
+    return 1.22;
+}
+
 /* ---------------------------------------------------------------- Alice */
 
 struct kagi_ldpc_alice {
@@ -1011,7 +1025,8 @@ int kagi_ldpc_reconcile(const kagi_ldpc_code *c, const kagi_bits *alice, kagi_bi
     KAGI__FAIL_IF(alice->n != bob->n, KAGI_ERR_ARG, "ldpc: keys of %zu and %zu bits", alice->n,
                   bob->n);
     kagi_ldpc_plan *plan;
-    KAGI__TRY(kagi_ldpc_plan_new(&plan, c, p->qber, p->f_start == 0 ? 1.2 : p->f_start, p->seed));
+    KAGI__TRY(kagi_ldpc_plan_new(&plan, c, p->qber, p->f_start == 0 ? kagi_ldpc_f_auto(p->qber) : p->f_start,
+                                  p->seed));
     int rc = kagi_ldpc_reconcile_plan(plan, alice, bob, p, st);
     kagi_ldpc_plan_free(plan);
     return rc;

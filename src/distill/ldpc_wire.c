@@ -32,7 +32,6 @@ static uint64_t kagi__lw_dbits(double d)
 
 void kagi__ldpc_params_resolve(kagi_ldpc_params *p)
 {
-    if (p->f_start == 0) p->f_start = 1.22;
     if (p->f_step == 0) p->f_step = 0.02;
     if (p->max_rounds == 0) p->max_rounds = 20;
     if (p->iter_first == 0) p->iter_first = 60;
@@ -107,6 +106,7 @@ int kagi__ldpc_wire_alice(kagi_channel *ch, const kagi_bits *key, double qber,
 {
     kagi_ldpc_params p = *pin;
     kagi__ldpc_params_resolve(&p);
+    if (p.f_start == 0) p.f_start = kagi_ldpc_f_auto(qber);
     /* The punctured positions are public (and sent): a fixed seed lets Bob
      * build his plan while Alice builds hers. */
     uint64_t plan_seed = p.seed;
@@ -347,6 +347,7 @@ int kagi__ldpc_wire_bob(kagi_channel *ch, kagi_bits *key, double qber, const kag
 {
     kagi_ldpc_params p = *pin;
     kagi__ldpc_params_resolve(&p);
+    if (p.f_start == 0) p.f_start = kagi_ldpc_f_auto(qber);
     kagi__lw_setup S;
     KAGI__TRY(kagi__lw_bob_setup(ch, in, key->n, qber, &p, &S));
     kagi__lw_stats_start(st, &S, key->n);
