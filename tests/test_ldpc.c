@@ -700,6 +700,45 @@ static void known_bits_stay_known_whatever_their_checks_say(void)
     kagi_ldpc_code_free(c);
 }
 
+/* kagi_ldpc_f_auto: below 1.22 only where the plan shortens (so the
+ * frame keeps every key bit's LLR); at 8 % frames of 2^18 bits then decode
+ * with at most one reveal round, and the leak is what the plan said. */
+static void automatic_first_efficiency_shortens_and_decodes(void)
+{
+    ASSERT_TRUE(kagi_ldpc_f_auto(0.01) == 1.22);
+    ASSERT_TRUE(kagi_ldpc_f_auto(0.2) == 1.22); /* outside the codes' range */
+    const double qs[] = {0.03, 0.05, 0.08, 0.11};
+    for (size_t k = 0; k < 4; k++) {
+        double f = kagi_ldpc_f_auto(qs[k]);
+        ASSERT_TRUE(f >= 1.10 && f < 1.22);
+        kagi_ldpc_code *c;
+        kagi_ldpc_plan *pl;
+        kagi_ldpc_plan_info pi;
+        ASSERT_OK(kagi_ldpc_code_new(&c, kagi_ldpc_rate_for(qs[k], f), 2048, 1));
+        ASSERT_OK(kagi_ldpc_plan_new(&pl, c, qs[k], f, 3));
+        kagi_ldpc_plan_get_info(pl, &pi);
+        ASSERT_EQ(pi.punctured, 0);
+        ASSERT_TRUE(pi.shortened > 0);
+        ASSERT_TRUE(fabs(pi.f_plan - f) < 0.01);
+        if (qs[k] == 0.08) {
+            kagi_rng r;
+            kagi_rng_seed(&r, 808);
+            kagi_bits *a, *b;
+            (void)make_pair(&r, 2 * pi.n_key, qs[k], &a, &b);
+            kagi_ldpc_params p = {.qber = qs[k], .seed = 3}; /* f_start 0: automatic */
+            kagi_ldpc_stats st;
+            ASSERT_OK(kagi_ldpc_reconcile(c, a, b, &p, &st));
+            ASSERT_EQ(kagi_bits_hamming(a->w, b->w, a->n), 0);
+            ASSERT_TRUE(st.messages <= 2 * st.frames);
+            ASSERT_EQ(st.leak_bits, st.frames * pi.leak_syndrome + st.revealed_bits);
+            kagi_bits_free(a);
+            kagi_bits_free(b);
+        }
+        kagi_ldpc_plan_free(pl);
+        kagi_ldpc_code_free(c);
+    }
+}
+
 T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_checksums),
        T(base_matrices_follow_the_documented_profiles),
        T(syndrome_matches_the_definition), T(random_keys_reconcile_at_every_rate),
@@ -709,4 +748,5 @@ T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_
        T(avx2_and_scalar_decoders_agree_bit_for_bit),
        T(failed_runs_leave_the_whole_hard_decision), T(bad_arguments_are_errors),
        T(fit_covers_the_key_and_stats_count_the_corrections),
-       T(known_bits_stay_known_whatever_their_checks_say))
+       T(known_bits_stay_known_whatever_their_checks_say),
+       T(automatic_first_efficiency_shortens_and_decodes))

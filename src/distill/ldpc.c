@@ -604,14 +604,15 @@ unsigned kagi_ldpc_rate_for(double qber, double f)
 
 double kagi_ldpc_f_auto(double qber)
 {
-    if (!(qber > 0 && qber < 0.5)) return 1.22;
+    if (!(qber > 0 && qber <= 0.11)) return 1.22;
     for (int k = 10; k <= 22; k++) {
         double f = 1 + k / 100.0, R = 1 - f * kagi__h2(qber);
-        unsigned rate = kagi_ldpc_rate_for(qber, f);
-        const kagi__ldpc_profile *pf = kagi__profile(rate);
-        /* shortened (rate above R), with room over the mother threshold
-         * for the shortening's own loss and the estimate's noise */
-        if (1 - (double)pf->mb / KAGI_LDPC_NB >= R && f >= pf->f_thr + 0.02 - 1e-9) return f;
+        const kagi__ldpc_profile *pf = kagi__profile(kagi_ldpc_rate_for(qber, f));
+        double R0 = 1 - (double)pf->mb / KAGI_LDPC_NB;
+        /* the shortened case of kagi_ldpc_rate_for, with room over the
+         * mother threshold for the shortening's own loss and the
+         * estimate's noise */
+        if (R0 >= R && (R0 - R) / (1 - R) <= 0.25 && f >= pf->f_thr + 0.02 - 1e-9) return f;
     }
     return 1.22;
 }
