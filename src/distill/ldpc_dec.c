@@ -166,26 +166,11 @@ static void kagi__pins_run(int8_t *dst, const int8_t *src, uint32_t len)
 }
 
 #if KAGI__LDPC_X86
-KAGI__T_AVX2 static void kagi__pins_fill_avx2(kagi_ldpc_decoder *d, const int8_t *llr)
+KAGI__T_AVX2 static void kagi__pins32_avx2(int8_t *dst, const int8_t *src)
 {
-    const kagi_ldpc_code *c = d->c;
-    const __m256i pin = _mm256_set1_epi8(KAGI__LDPC_PIN), top = _mm256_set1_epi8(-128);
-    for (uint32_t i = 0; i < c->mb; i++) {
-        uint32_t e0 = c->row_ptr[i], dc = c->row_ptr[i + 1] - e0;
-        int8_t *dst = d->R + (size_t)e0 * c->z;
-        for (uint32_t ch = 0; ch < c->z / 32; ch++)
-            for (uint32_t e = e0; e < e0 + dc; e++, dst += 32) {
-                const int8_t *col = llr + (size_t)c->col[e] * c->z;
-                uint32_t t = (32 * ch + c->shift[e]) % c->z, a = c->z - t;
-                if (a >= 32) {
-                    __m256i v = _mm256_loadu_si256((const __m256i *)(col + t));
-                    _mm256_storeu_si256((__m256i *)dst, _mm256_and_si256(_mm256_cmpeq_epi8(v, pin), top));
-                } else {
-                    kagi__pins_run(dst, col + t, a);
-                    kagi__pins_run(dst + a, col, 32 - a);
-                }
-            }
-    }
+    __m256i v = _mm256_loadu_si256((const __m256i *)src);
+    __m256i m = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(KAGI__LDPC_PIN));
+    _mm256_storeu_si256((__m256i *)dst, _mm256_and_si256(m, _mm256_set1_epi8(-128)));
 }
 #endif
 
@@ -193,10 +178,7 @@ static void kagi__pins_fill(kagi_ldpc_decoder *d, const int8_t *llr)
 {
     const kagi_ldpc_code *c = d->c;
 #if KAGI__LDPC_X86
-    if (d->impl == KAGI_LDPC_IMPL_AVX2) {
-        kagi__pins_fill_avx2(d, llr);
-        return;
-    }
+    int avx = d->impl == KAGI_LDPC_IMPL_AVX2;
 #endif
     for (uint32_t i = 0; i < c->mb; i++) {
         uint32_t e0 = c->row_ptr[i], dc = c->row_ptr[i + 1] - e0;
@@ -205,6 +187,12 @@ static void kagi__pins_fill(kagi_ldpc_decoder *d, const int8_t *llr)
             for (uint32_t e = e0; e < e0 + dc; e++, dst += 32) {
                 const int8_t *col = llr + (size_t)c->col[e] * c->z;
                 uint32_t t = (32 * ch + c->shift[e]) % c->z, a = c->z - t < 32 ? c->z - t : 32;
+#if KAGI__LDPC_X86
+                if (avx && a == 32) {
+                    kagi__pins32_avx2(dst, col + t);
+                    continue;
+                }
+#endif
                 kagi__pins_run(dst, col + t, a);
                 kagi__pins_run(dst + a, col, 32 - a);
             }
