@@ -199,13 +199,43 @@ static void kagi__pins_fill(kagi_ldpc_decoder *d, const int8_t *llr)
     }
 }
 
+#if KAGI__LDPC_X86
+/* The posteriors' start as in kagi_ldpc_decoder_start, 32 bits at a time:
+ * (6 x +- 4) / 8 truncated is (6 x + 4 - [x < 0]) >> 3 arithmetically.
+ * Returns how many bits it did (whole chunks of 32). */
+KAGI__T_AVX2 static size_t kagi__llr_start_avx2(kagi_ldpc_decoder *d, const int8_t *llr)
+{
+    const size_t n = d->c->n & ~(size_t)31;
+    const __m256i pin = _mm256_set1_epi8(KAGI__LDPC_PIN), six = _mm256_set1_epi16(6),
+                  four = _mm256_set1_epi16(4);
+    for (size_t v = 0; v < n; v += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(llr + v));
+        __m256i known = _mm256_cmpeq_epi8(x, pin);
+        d->npin += (size_t)__builtin_popcount((unsigned)_mm256_movemask_epi8(known));
+        __m256i lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
+        __m256i hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1));
+        lo = _mm256_srai_epi16(_mm256_add_epi16(_mm256_add_epi16(_mm256_mullo_epi16(lo, six), four),
+                                                _mm256_srai_epi16(lo, 15)), 3);
+        hi = _mm256_srai_epi16(_mm256_add_epi16(_mm256_add_epi16(_mm256_mullo_epi16(hi, six), four),
+                                                _mm256_srai_epi16(hi, 15)), 3);
+        __m256i y = _mm256_permute4x64_epi64(_mm256_packs_epi16(lo, hi), 0xd8);
+        _mm256_storeu_si256((__m256i *)(d->L + v), _mm256_blendv_epi8(y, pin, known));
+    }
+    return n;
+}
+#endif
+
 void kagi_ldpc_decoder_start(kagi_ldpc_decoder *d, const int8_t *llr, const uint64_t *syn)
 {
     const kagi_ldpc_code *c = d->c;
     memcpy(d->syn, syn, KAGI_WORDS(c->m) * 8);
     for (size_t i = 0; i < c->m; i++) d->S8[i] = (syn[i >> 6] >> (i & 63)) & 1 ? -128 : 0;
     d->npin = 0;
-    for (size_t v = 0; v < c->n; v++) {
+    size_t v0 = 0;
+#if KAGI__LDPC_X86
+    if (d->impl == KAGI_LDPC_IMPL_AVX2) v0 = kagi__llr_start_avx2(d, llr);
+#endif
+    for (size_t v = v0; v < c->n; v++) {
         /* 3/4 of the channel LLR (rounded half away from 0): room above
          * it before the int8 posterior saturates. At scale 1 one frame of
          * twelve (QBER 8 %, f_start 1.16) stayed undecoded after all 20
