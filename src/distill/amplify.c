@@ -870,24 +870,37 @@ static void kagi__par2(kagi__ftask a, kagi__ftask b)
 static void kagi__ftask_run(const kagi__ftask *x)
 {
     uint64_t *f = x->f;
-    int i = x->i, d = x->depth - 1;
+    int i = x->i;
     size_t t = x->t, h = (size_t)1 << i;
-    /* small blocks, or no split left: the one-thread kernels */
-    if (x->depth <= 0 || (x->kind != KAGI__T_PMUL && i <= 8) || (x->kind == KAGI__T_PMUL && x->arg < 4096)) {
-        switch (x->kind) {
-        case KAGI__T_FWD: kagi__fwd_v(f, i, t, x->arg); break;
-        case KAGI__T_INVT: kagi__invT_v(f, i, t); break;
-        case KAGI__T_FWDT: kagi__fwdT_v(f, i, t, x->arg); break;
-        default: kagi__pmul_acc_v(f, x->a, x->b, x->arg); break;
+    if (x->kind == KAGI__T_PMUL) {
+        if (x->depth <= 0 || x->arg < 4096) {
+            kagi__pmul_acc_v(f, x->a, x->b, x->arg);
+            return;
         }
+        /* halves of the element range, a multiple of 4 each */
+        size_t half = x->arg / 8 * 4;
+        kagi__ftask lo = *x, hi = *x;
+        lo.depth = hi.depth = x->depth - 1;
+        lo.arg = half;
+        hi.arg = x->arg - half;
+        hi.f += half;
+        hi.a += half;
+        hi.b += half;
+        kagi__par2(lo, hi);
         return;
     }
-    kagi__ftask lo = {x->kind, i - 1, d, f, x->a, x->b, 2 * t, x->arg}, hi = lo;
+    /* small blocks, or no split left: the one-thread kernels */
+    if (x->depth <= 0 || i <= 8) {
+        if (x->kind == KAGI__T_FWD) kagi__fwd_v(f, i, t, x->arg);
+        else if (x->kind == KAGI__T_INVT) kagi__invT_v(f, i, t);
+        else kagi__fwdT_v(f, i, t, x->arg);
+        return;
+    }
+    /* as kagi__fwd_v, kagi__invT_v and kagi__fwdT_v, the halves on two threads */
+    kagi__ftask lo = {x->kind, i - 1, x->depth - 1, f, NULL, NULL, 2 * t, x->arg}, hi = lo;
     hi.f = f + h;
     hi.t = 2 * t + 1;
-    switch (x->kind) {
-    case KAGI__T_FWD:
-        /* as kagi__fwd_v, children on two threads */
+    if (x->kind == KAGI__T_FWD) {
         if (x->arg <= h) {
             memcpy(f + h, f, h * sizeof *f);
         } else {
@@ -895,13 +908,11 @@ static void kagi__ftask_run(const kagi__ftask *x)
             kagi__bfly_v(f, i, t, 0);
         }
         kagi__par2(lo, hi);
-        break;
-    case KAGI__T_INVT:
+    } else if (x->kind == KAGI__T_INVT) {
         kagi__divide(f, i, 2);
         kagi__bfly_v(f, i, t, 2);
         kagi__par2(lo, hi);
-        break;
-    case KAGI__T_FWDT:
+    } else {
         kagi__par2(lo, hi);
         if (x->arg <= h) {
             kagi__xor2(f, f + h, x->arg);
@@ -909,18 +920,6 @@ static void kagi__ftask_run(const kagi__ftask *x)
             kagi__bfly_v(f, i, t, 1);
             kagi__divide(f, i, 1);
         }
-        break;
-    default: {
-        /* halves of the element range (a multiple of 4 each) */
-        size_t half = x->arg / 8 * 4;
-        lo.i = hi.i = 0;
-        lo.arg = half;
-        hi.arg = x->arg - half;
-        hi.f = f + half;
-        hi.a = x->a + half;
-        hi.b = x->b + half;
-        kagi__par2(lo, hi);
-    }
     }
 }
 #endif

@@ -426,13 +426,20 @@ static void kagi__plan_targets(size_t n, size_t m, double qber, double f_target,
     }
 }
 
+/* The QBER and efficiency a plan can be made for. */
+static int kagi__plan_args(double qber, double f_target)
+{
+    KAGI__FAIL_IF(!(qber > 0 && qber <= 0.11), KAGI_ERR_ARG, "ldpc: QBER %g outside (0, 0.11]", qber);
+    KAGI__FAIL_IF(!(f_target >= 0.8 && f_target <= 2.0), KAGI_ERR_ARG,
+                  "ldpc: target efficiency %g outside [0.8, 2]", f_target);
+    return KAGI_OK;
+}
+
 int kagi_ldpc_plan_new(kagi_ldpc_plan **out, const kagi_ldpc_code *c, double qber, double f_target,
                        uint64_t seed)
 {
     *out = NULL;
-    KAGI__FAIL_IF(!(qber > 0 && qber <= 0.11), KAGI_ERR_ARG, "ldpc: QBER %g outside (0, 0.11]", qber);
-    KAGI__FAIL_IF(!(f_target >= 0.8 && f_target <= 2.0), KAGI_ERR_ARG,
-                  "ldpc: target efficiency %g outside [0.8, 2]", f_target);
+    KAGI__TRY(kagi__plan_args(qber, f_target));
     const size_t n = c->n, m = c->m;
     size_t want_p, want_s;
     kagi__plan_targets(n, m, qber, f_target, &want_p, &want_s);
@@ -572,9 +579,12 @@ void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *o)
                                .llr = p->llr};
 }
 
-unsigned kagi_ldpc_rate_for(double qber, double f)
+/* kagi_ldpc_rate_for; *shortened says whether the choice is its first
+ * case (a rate above the target, shortened within its threshold). */
+static unsigned kagi__rate_pick(double qber, double f, int *shortened)
 {
     static const unsigned rates[] = {50, 60, 70, 80, 90};
+    *shortened = 0;
     if (!(qber > 0 && qber < 0.5)) return 50;
     double R = 1 - f * kagi__h2(qber), best = 1e9;
     unsigned pick = 50, punct = 0, shorten = 0;
@@ -599,20 +609,26 @@ unsigned kagi_ldpc_rate_for(double qber, double f)
          * (plans find about 0.5 m positions with a check of their own). */
         if (R0 <= R && (R - R0) / R <= 0.4 * (1 - R0)) punct = rates[i];
     }
+    *shortened = shorten != 0;
     return shorten ? shorten : punct ? punct : pick;
+}
+
+unsigned kagi_ldpc_rate_for(double qber, double f)
+{
+    int sh;
+    return kagi__rate_pick(qber, f, &sh);
 }
 
 double kagi_ldpc_f_auto(double qber)
 {
     if (!(qber > 0 && qber <= 0.11)) return 1.22;
     for (int k = 10; k <= 22; k++) {
-        double f = 1 + k / 100.0, R = 1 - f * kagi__h2(qber);
-        const kagi__ldpc_profile *pf = kagi__profile(kagi_ldpc_rate_for(qber, f));
-        double R0 = 1 - (double)pf->mb / KAGI_LDPC_NB;
-        /* the shortened case of kagi_ldpc_rate_for, with room over the
-         * mother threshold for the shortening's own loss and the
-         * estimate's noise */
-        if (R0 >= R && (R0 - R) / (1 - R) <= 0.25 && f >= pf->f_thr + 0.02 - 1e-9) return f;
+        double f = 1 + k / 100.0;
+        int sh;
+        unsigned rate = kagi__rate_pick(qber, f, &sh);
+        /* shortened, with room over the mother threshold for the
+         * shortening's own loss and the estimate's noise */
+        if (sh && f >= kagi__profile(rate)->f_thr + 0.02 - 1e-9) return f;
     }
     return 1.22;
 }
@@ -875,9 +891,7 @@ int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uin
     KAGI__FAIL_IF(nbits == 0, KAGI_ERR_ARG, "ldpc: empty key");
     KAGI__FAIL_IF(z_max < 64 || z_max > 65536 || z_max % 64, KAGI_ERR_ARG,
                   "ldpc: largest lifting factor %u is not a multiple of 64 in [64, 65536]", z_max);
-    KAGI__FAIL_IF(!(qber > 0 && qber <= 0.11), KAGI_ERR_ARG, "ldpc: QBER %g outside (0, 0.11]", qber);
-    KAGI__FAIL_IF(!(f_start >= 0.8 && f_start <= 2.0), KAGI_ERR_ARG,
-                  "ldpc: target efficiency %g outside [0.8, 2]", f_start);
+    KAGI__TRY(kagi__plan_args(qber, f_start));
     unsigned rate = kagi_ldpc_rate_for(qber, f_start);
     /* Frames from the key-bit floor at z_max, then the smallest z whose
      * floor still covers the key in as many: found by arithmetic, so one

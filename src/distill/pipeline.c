@@ -70,6 +70,7 @@ static int kagi__resolve(const kagi_distill_params *in, kagi_distill_params *p, 
     KAGI__FAIL_IF(p->method != KAGI_RECONCILE_CASCADE && p->method != KAGI_RECONCILE_LDPC,
                   KAGI_ERR_ARG, "unknown reconciliation method %d", p->method);
     kagi__ldpc_params_resolve(&p->ldpc);
+    if (!p->amplify_threads) p->amplify_threads = 2;
     if (p->decoy) {
         KAGI__FAIL_IF(p->sample_bits, KAGI_ERR_ARG,
                       "decoy-state mode draws no sample, %zu sample bits asked", p->sample_bits);
@@ -94,11 +95,6 @@ typedef struct kagi__party {
     kagi_bits *seed;   /* Toeplitz seed */
     size_t *pos;
 } kagi__party;
-
-static int kagi__pa_threads(const kagi__party *P)
-{
-    return P->p.amplify_threads ? (int)P->p.amplify_threads : 2;
-}
 
 static void kagi__party_clear(kagi__party *P)
 {
@@ -449,7 +445,7 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     kagi__put_bits(&P->out, P->seed->w, P->seed->n);
     KAGI__TRY(kagi__send(P));
     KAGI__TRY(kagi_bits_new(final, m));
-    KAGI__TRY(kagi_toeplitz_mt(P->seed->w, P->rest->w, P->rest->n, m, (*final)->w, kagi__pa_threads(P)));
+    KAGI__TRY(kagi_toeplitz_mt(P->seed->w, P->rest->w, P->rest->n, m, (*final)->w, (int)P->p.amplify_threads));
     r->final_bits = m;
     kagi__stage_times(r, t);
     return KAGI_OK;
@@ -520,7 +516,7 @@ static int kagi__bob_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **fi
     KAGI__TRY(kagi__take_bits(&rd, P->seed));
     KAGI__TRY(kagi_bits_new(final, (size_t)m));
     KAGI__TRY(kagi_toeplitz_mt(P->seed->w, P->rest->w, P->rest->n, (size_t)m, (*final)->w,
-                               kagi__pa_threads(P)));
+                               (int)P->p.amplify_threads));
     r->final_bits = (size_t)m;
     kagi__stage_times(r, t);
     return KAGI_OK;

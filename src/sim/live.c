@@ -91,12 +91,6 @@ static int kagi__done(kagi_buf *b)
     return b->err ? b->err : KAGI_OK;
 }
 
-static const char *kagi__ev_name(kagi_sc_event_kind k)
-{
-    static const char *const n[] = {"cut", "repair", "node_down", "node_up", "eavesdrop"};
-    return (unsigned)k <= KAGI_SC_EAVESDROP ? n[k] : "?";
-}
-
 static const char *kagi__item(const kagi_scenario *sc, kagi_sc_event_kind k, size_t target)
 {
     int node = k == KAGI_SC_NODE_DOWN || k == KAGI_SC_NODE_UP;
@@ -150,8 +144,7 @@ int kagi_live_topology(kagi_live *l, const char *mode, kagi_buf *b)
         kagi__s(b, k->name);
         kagi_buf_printf(b, ", \"a\": %zu, \"b\": %zu, \"kind\": \"%s\", \"satellite\": %s, "
                 "\"length_km\": ", k->a, k->b,
-                k->kind == KAGI_SC_LINK_FIXED ? "fixed"
-                : k->kind == KAGI_SC_LINK_SCHEDULED ? "scheduled" : "model",
+                kagi__kind_name(k->kind),
                 k->sat ? "true" : "false");
         kagi__n(b, st.length_km);
         kagi_buf_printf(b, ", \"rate_bps\": ");
@@ -191,7 +184,7 @@ int kagi_live_topology(kagi_live *l, const char *mode, kagi_buf *b)
         const kagi_sc_event *e = &sc->events[i];
         kagi_buf_printf(b, "%s{\"at_s\": ", i ? ",\n" : "");
         kagi__n(b, e->at_s);
-        kagi_buf_printf(b, ", \"kind\": \"%s\", \"target\": %zu, \"name\": ", kagi__ev_name(e->kind),
+        kagi_buf_printf(b, ", \"kind\": \"%s\", \"target\": %zu, \"name\": ", kagi__event_name(e->kind),
                 e->target);
         kagi__s(b, kagi__item(sc, e->kind, e->target));
         kagi_buf_printf(b, "}");
@@ -255,7 +248,7 @@ static void kagi__events(const kagi_sim *s, double t, kagi_buf *b)
         const kagi_sim_log *e = &s->log[i];
         kagi_buf_printf(b, "%s{\"at_s\": ", i > from ? ",\n" : "");
         kagi__n(b, e->at_s);
-        kagi_buf_printf(b, ", \"kind\": \"%s\", \"target\": %zu, \"name\": ", kagi__ev_name(e->kind),
+        kagi_buf_printf(b, ", \"kind\": \"%s\", \"target\": %zu, \"name\": ", kagi__event_name(e->kind),
                 e->target);
         kagi__s(b, kagi__item(s->sc, e->kind, e->target));
         kagi_buf_printf(b, "}");

@@ -48,13 +48,13 @@ static const char *kagi__state_name(int st)
     return st >= 0 && st <= 3 ? n[st] : "?";
 }
 
-static const char *kagi__event_name(kagi_sc_event_kind k)
+const char *kagi__event_name(kagi_sc_event_kind k)
 {
     static const char *const n[] = {"cut", "repair", "node_down", "node_up", "eavesdrop"};
     return (unsigned)k <= KAGI_SC_EAVESDROP ? n[k] : "?";
 }
 
-static const char *kagi__kind_name(kagi_sc_link_kind k)
+const char *kagi__kind_name(kagi_sc_link_kind k)
 {
     return k == KAGI_SC_LINK_FIXED ? "fixed" : k == KAGI_SC_LINK_SCHEDULED ? "scheduled" : "model";
 }

@@ -195,6 +195,9 @@ double kagi__ready(const kagi_sim *s, const kagi__lk *l, uint64_t need);
  * another; returns how many were found, stores their links in out (at most
  * k * nn) and lengths in plen, and in *when the latest ready time (WHEN). */
 enum { KAGI__KEY = 0, KAGI__WHEN = 1 };
+/* Names in the JSON outputs (output.c), shared by the live feed (live.c). */
+const char *kagi__event_name(kagi_sc_event_kind k);
+const char *kagi__kind_name(kagi_sc_link_kind k);
 int kagi__route_init(kagi_sim *s);
 unsigned kagi__routes(kagi_sim *s, uint32_t src, uint32_t dst, uint64_t size, int mode,
                       unsigned k, uint32_t *out, uint32_t *plen, double *when);
