@@ -46,6 +46,9 @@ int kagi_cli_double_from(const kagi_cli_cmd *cmd, const char *opt, double lo, do
 /* Prints "kagi CMD: <detail or message>" for a library failure; returns
  * the exit code that fits the error (3 for no-key outcomes, else 1). */
 int kagi_cli_fail(const kagi_cli_cmd *cmd, int rc);
+
+/* fn runs on SIGINT, SIGTERM and SIGHUP (commands that run until stopped). */
+void kagi_cli_on_stop(void (*fn)(int));
 /* The usage error path: "kagi CMD: message", returns 2. */
 int kagi_cli_usage_error(const kagi_cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -270,12 +270,7 @@ static int kagi__serve(kagi_cli_cmd *cmd, kagi_sim *s, const char *out)
     kagi_duration_format(end, dur, sizeof dur);
     printf("simulating %s at %.4g simulated seconds per second; ^C stops\n", dur, speed);
     fflush(stdout);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = kagi__on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    kagi_cli_on_stop(kagi__on_stop);
     uint64_t seq = 0;
     int lib = KAGI_OK;
     double w0 = kagi__now();

@@ -1169,13 +1169,7 @@ static int kagi__testbed(kagi__tb *t)
     }
     fflush(stdout);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = kagi__on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    kagi_cli_on_stop(kagi__on_signal);
 
     for (size_t n = 0; !rc && n < sc->nnodes; n++) rc = kagi__spawn(t, n);
     if (!rc) rc = kagi__wait_ready(t);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,4 +167,15 @@ int kagi_cli_fail(const kagi_cli_cmd *cmd, int rc)
         return KAGI_EXIT_NOKEY;
     if (rc == KAGI_ERR_ARG) return KAGI_EXIT_USAGE;
     return KAGI_EXIT_FAIL;
+}
+
+void kagi_cli_on_stop(void (*fn)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
