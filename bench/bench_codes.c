@@ -22,7 +22,7 @@
  * docs/ldpc.md. To try a profile without editing the table, build with
  * the profile hook: make CFLAGS="-O2 -DKAGI_LDPC_PROFILE_SEARCH"
  * BUILD=/tmp/kagi-search /tmp/kagi-search/bench/bench_codes, then
- * KAGI_LDPC_PROFILE="80 26 12 20:12 10:6 78:3 20:2" (rate, mb, alpha16,
+ * KAGI_LDPC_PROFILE="80 26 20:12 10:6 78:3 20:2" (rate, mb,
  * count:degree groups in column order). */
 #include <inttypes.h>
 #include <math.h>

@@ -18,27 +18,27 @@
 
 /* Node-perspective degree profile of each mother rate (of 128 columns):
  * groups of columns in column order, g[k] = {count, degree}, the counts
- * summing to 128; alpha16 the min-sum normalisation. Chosen by
- * simulation with this decoder (docs/ldpc.md has the search). */
+ * summing to 128. Chosen by simulation with the min-sum decoder
+ * (docs/ldpc.md has the search); thresholds are the default decoder's. */
 #define KAGI__LDPC_GROUPS 8
 typedef struct {
-    unsigned rate, mb, alpha16;
+    unsigned rate, mb;
     unsigned g[KAGI__LDPC_GROUPS][2];
     double f_thr; /* lowest f where all test frames decoded (docs/ldpc.md) */
 } kagi__ldpc_profile;
 
 static const kagi__ldpc_profile kagi__profiles[] = {
-    {50, 64, 12, {{14, 16}, {84, 3}, {30, 2}}, 1.10},
-    {60, 51, 12, {{18, 14}, {83, 3}, {27, 2}}, 1.12},
-    {70, 38, 12, {{22, 12}, {86, 3}, {20, 2}}, 1.14},
-    {80, 26, 12, {{20, 12}, {10, 6}, {78, 3}, {20, 2}}, 1.16},
-    {90, 13, 12, {{20, 13}, {20, 6}, {76, 3}, {12, 2}}, 1.21},
+    {50, 64, {{14, 16}, {84, 3}, {30, 2}}, 1.09},
+    {60, 51, {{18, 14}, {83, 3}, {27, 2}}, 1.10},
+    {70, 38, {{22, 12}, {86, 3}, {20, 2}}, 1.12},
+    {80, 26, {{20, 12}, {10, 6}, {78, 3}, {20, 2}}, 1.15},
+    {90, 13, {{20, 13}, {20, 6}, {76, 3}, {12, 2}}, 1.19},
 };
 
 #ifdef KAGI_LDPC_PROFILE_SEARCH
 /* Profile search only (bench/bench_codes.c; never in a normal build, where
  * the codes must be the documented ones): KAGI_LDPC_PROFILE="rate mb
- * alpha16 count:degree ..." replaces or adds one rate. */
+ * count:degree ..." replaces or adds one rate. */
 static kagi__ldpc_profile kagi__override;
 
 static void kagi__override_read(void)
@@ -46,11 +46,11 @@ static void kagi__override_read(void)
     static int done = 0;
     const char *e = getenv("KAGI_LDPC_PROFILE");
     int off = 0, k = 0;
-    unsigned r, mb, al, cc, dd;
+    unsigned r, mb, cc, dd;
     if (done || !e) return;
     done = 1;
-    if (sscanf(e, "%u %u %u%n", &r, &mb, &al, &off) != 3) return;
-    kagi__override = (kagi__ldpc_profile){.rate = r, .mb = mb, .alpha16 = al};
+    if (sscanf(e, "%u %u%n", &r, &mb, &off) != 2) return;
+    kagi__override = (kagi__ldpc_profile){.rate = r, .mb = mb};
     for (e += off; k < KAGI__LDPC_GROUPS && sscanf(e, " %u:%u%n", &cc, &dd, &off) == 2; e += off, k++) {
         kagi__override.g[k][0] = cc;
         kagi__override.g[k][1] = dd;
@@ -77,12 +77,6 @@ static unsigned kagi__col_degree(const kagi__ldpc_profile *pf, uint32_t j)
         j -= pf->g[k][0];
     }
     return 0;
-}
-
-unsigned kagi__ldpc_default_alpha(unsigned rate)
-{
-    const kagi__ldpc_profile *p = kagi__profile(rate);
-    return p ? p->alpha16 : 12;
 }
 
 void kagi_ldpc_code_free(kagi_ldpc_code *c)

@@ -45,7 +45,6 @@ struct kagi_ldpc_plan {
     int8_t *llr0;       /* n: Bob's starting LLRs (key, 0 punctured, 127 shortened) */
 };
 
-unsigned kagi__ldpc_default_alpha(unsigned rate);
 /* Bits of key range [off, off + nb) where a and b differ. */
 size_t kagi__frame_diff(const kagi_ldpc_plan *p, const uint64_t *a, const uint64_t *b, size_t off,
                         size_t nb);
