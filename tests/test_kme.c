@@ -312,6 +312,37 @@ static void test_etsi_errors_are_exact(void)
 }
 
 
+/* The common enc_keys bodies skip jansson (etsi014.c, kagi__enc_fast):
+ * what it takes parses as before, and everything at its edges still gets
+ * jansson's answer. */
+static void test_etsi_enc_body_fast_path_matches_jansson(void)
+{
+    const char *enc = "/api/v1/keys/SAE_B/enc_keys";
+    static kagi_etsi_req r;
+    ASSERT_EQ(parse(&r, KAGI_HTTP_POST, enc, NULL, " {\n\"size\" : 128 ,\t\"number\":3 }\r\n"), 0);
+    ASSERT_EQ(r.number, 3);
+    ASSERT_EQ(r.size, 128);
+    ASSERT_EQ(parse(&r, KAGI_HTTP_POST, enc, NULL, "{}"), 0);
+    ASSERT_EQ(r.number, 1);
+    ASSERT_EQ(r.size, 256);
+    ASSERT_EQ(parse(&r, KAGI_HTTP_POST, enc, NULL, "{\"number\":1,\"size\":256}"), 0);
+    ASSERT_EQ(r.number, 1);
+    ASSERT_EQ(r.size, 256);
+    expect_etsi(KAGI_HTTP_POST, enc, NULL, "{\"number\":9,\"size\":100}", 400, "number 9 exceeds max_key_per_request (8)");
+    expect_etsi(KAGI_HTTP_POST, enc, NULL, "{\"size\":100,\"number\":9}", 400, "size shall be a multiple of 8");
+    expect_etsi(KAGI_HTTP_POST, enc, NULL, "{\"number\":1000000000}", 400,
+                "number 1000000000 exceeds max_key_per_request (8)");
+    expect_etsi(KAGI_HTTP_POST, enc, NULL, "{\"number\":-1}", 400, "number shall be at least 1");
+    expect_etsi(KAGI_HTTP_POST, enc, NULL, "{\"number\":1e0}", 400, "number shall be an integer");
+    expect_etsi(KAGI_HTTP_POST, enc, NULL, "{\"number\":1,\"Size\":2}", 400, "unknown field 'Size'");
+    const char *invalid[] = {"{\"number\":01}", "{\"number\":1}x", "{\"number\":1,}", "{\"number\" 1}",
+                             "{\"number\":}", "{\"number\":1", "{,}", "{\"size\":64,\"size\":64}"};
+    for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
+        ASSERT_EQ(parse(&r, KAGI_HTTP_POST, enc, NULL, invalid[i]), 400);
+        ASSERT_TRUE(strstr(r.message, "request body is not valid JSON") == r.message);
+    }
+}
+
 static const char peer_otp[] =
     "{\"mode\":\"otp\",\"link\":\"bc\",\"master\":\"SAE_A\",\"slaves\":[\"SAE_C\"],\"path\":[\"KME_C\"],"
     "\"size\":4,\"keys\":[{\"key_ID\":\"0b8a3f8e-7a6f-4c8e-9d41-0f6c1e6b2a10\",\"block\":2,\"offset\":96,"
@@ -446,4 +477,5 @@ T_MAIN(T(test_config_parses_the_documented_keys), T(test_config_routes_and_peer_
        T(test_config_errors_name_file_line_and_key),
        T(test_http_parses_one_request_and_keeps_the_next), T(test_http_refuses_what_is_outside_the_subset),
        T(test_etsi_requests_parse_to_their_fields), T(test_etsi_errors_are_exact),
+       T(test_etsi_enc_body_fast_path_matches_jansson),
        T(test_peer_message_parses_and_tags_bind_every_field), T(test_pki_makes_a_ca_and_leaf_certificates))

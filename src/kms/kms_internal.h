@@ -29,6 +29,8 @@ typedef struct kagi__logbuf {
     char prefix[80];        /* "2026-01-02T03:04:05." */
 } kagi__logbuf;
 void kagi__logbuf_add(kagi__logbuf *b, int level, const char *fmt, ...) KAGI__PRINTF(3, 4);
+/* A message already formatted (a delivery's line, built without printf). */
+void kagi__logbuf_text(kagi__logbuf *b, int level, const char *msg, size_t len);
 void kagi__logbuf_flush(kagi__logbuf *b);
 size_t kagi__log_vformat(char *line, size_t cap, int level, const char *fmt, va_list ap);
 void kagi__log_raw(const char *s, size_t len);

@@ -51,10 +51,12 @@ void kagi__log(int level, const char *fmt, ...)
     kagi__log_raw(line, len);
 }
 
-void kagi__logbuf_add(kagi__logbuf *b, int level, const char *fmt, ...)
+/* Start a line in b: the timestamp and level (31 characters); NULL when
+ * the level is not logged. */
+static char *kagi__logbuf_start(kagi__logbuf *b, int level)
 {
     static const char *const names[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
-    if (level > kagi__log_max || level < 0) return;
+    if (level > kagi__log_max || level < 0) return NULL;
     if (sizeof b->b - b->n < 1024) kagi__logbuf_flush(b);
     /* The timestamp prefix is formatted once per second of wall time. */
     struct timespec ts;
@@ -76,14 +78,36 @@ void kagi__logbuf_add(kagi__logbuf *b, int level, const char *fmt, ...)
     line[24] = ' ';
     memcpy(line + 25, names[level], 5);
     line[30] = ' ';
+    return line;
+}
+
+/* End the line started in b with a message of m characters. */
+static void kagi__logbuf_end(kagi__logbuf *b, char *line, size_t m)
+{
+    size_t len = 31 + m;
+    if (len > 1022) len = 1022;
+    line[len++] = '\n';
+    b->n += len;
+}
+
+void kagi__logbuf_add(kagi__logbuf *b, int level, const char *fmt, ...)
+{
+    char *line = kagi__logbuf_start(b, level);
+    if (!line) return;
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + 31, 1024 - 32, fmt, ap);
     va_end(ap);
-    size_t len = 31 + (m < 0 ? 0 : (size_t)m);
-    if (len > 1022) len = 1022;
-    line[len++] = '\n';
-    b->n += len;
+    kagi__logbuf_end(b, line, m < 0 ? 0 : (size_t)m);
+}
+
+void kagi__logbuf_text(kagi__logbuf *b, int level, const char *msg, size_t len)
+{
+    char *line = kagi__logbuf_start(b, level);
+    if (!line) return;
+    if (len > 1024 - 33) len = 1024 - 33;
+    memcpy(line + 31, msg, len);
+    kagi__logbuf_end(b, line, len);
 }
 
 void kagi__logbuf_flush(kagi__logbuf *b)

@@ -9,6 +9,9 @@
  *   links(id, name, last_block, next_seq)
  *   pool(id, block, off, nonce, ct)   id = link << 44 | seq: a link's units
  *                     are one contiguous id range, taken from its front
+ *                     (read ahead KAGI__FRONT rows at a time; the rows a
+ *                     batch took are deleted by one range DELETE before
+ *                     its COMMIT)
  *   pending(id, key_id, link, master, slaves, remaining, created, nonce, ct)
  *                     issued keys; remaining = bitmask of slaves still due
  * Nonces: 4 random bytes chosen at each open, then a 64-bit counter whose
@@ -43,7 +46,7 @@
 
 enum {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_SP, S_REL, S_RBTO,
-    S_POOL_SEL, S_POOL_DEL_RANGE, S_POOL_DEL, S_POOL_UPD, S_POOL_INS,
+    S_POOL_SEL, S_POOL_FRONT, S_POOL_DEL_RANGE, S_POOL_DEL, S_POOL_UPD, S_POOL_INS,
     S_PEND_INS, S_PEND_SEL, S_PEND_DEL, S_PEND_UPD, S_LINK_UPD, S_META_SET, S_GC_SEL,
     S_LINK_INS, S_LINK_SEL, S_COUNT
 };
@@ -56,6 +59,7 @@ static const char *const kagi__sql[S_COUNT] = {
     [S_REL] = "RELEASE op",
     [S_RBTO] = "ROLLBACK TO op",
     [S_POOL_SEL] = "SELECT id, block, off, nonce, ct FROM pool WHERE id > ?1 AND id < ?2 ORDER BY id",
+    [S_POOL_FRONT] = "SELECT id, block, off, nonce, ct FROM pool WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3",
     [S_POOL_DEL_RANGE] = "DELETE FROM pool WHERE id >= ?1 AND id <= ?2",
     [S_POOL_DEL] = "DELETE FROM pool WHERE id = ?1",
     [S_POOL_UPD] = "UPDATE pool SET off = ?2, nonce = ?3, ct = ?4 WHERE id = ?1",
@@ -79,7 +83,32 @@ typedef struct kagi__link {
     int64_t last_block;
     int64_t next_seq;
     uint32_t split;   /* blocks' second halves go to this link (0: none) */
+    /* the pool's front, consumed in memory: units up to cur are taken;
+       those from del_lo (0: none) to cur are deleted in one statement
+       before the batch commits (kagi__front_flush) */
+    int64_t cur, del_lo;
 } kagi__link;
+
+/* Pool units read ahead from a link's front (ciphertext rows, as stored):
+ * one SELECT per KAGI__FRONT units instead of one per key. Valid while
+ * nobody but kagi__take changed the front; anything else (a split unit
+ * resealed, skip_to, a dropped unit, a rollback) empties it. */
+#define KAGI__FRONT 64
+typedef struct kagi__unit {
+    int64_t id;
+    int64_t block;
+    uint32_t off;
+    uint8_t nonce[KAGI__NONCE];
+    size_t nlen;
+    uint8_t *ct;    /* NULL: the row is larger than a unit (never sealed here) */
+    size_t ctlen;
+} kagi__unit;
+
+typedef struct kagi__front {
+    kagi__unit u[KAGI__FRONT];
+    uint8_t *buf;   /* KAGI__FRONT slots of unit_bytes + tag */
+    size_t n, head;
+} kagi__front;
 
 typedef struct kagi__undo {
     uint8_t id[KAGI_KEY_ID_BYTES];
@@ -97,6 +126,7 @@ struct kagi_store {
     kagi_store_opts o;
     /* committer-only state */
     kagi__link links[KAGI__MAX_LINKS + 1];  /* by id, 1.. */
+    kagi__front *front[KAGI__MAX_LINKS + 1]; /* allocated at a link's first take */
     uint32_t n_links;
     kagi__idmap idx;
     int poison, poison_on_fail;   /* a write failed outside a savepoint */
@@ -366,20 +396,63 @@ static kagi_store_result kagi__fail(kagi_store_op *op, kagi_store_result r, cons
     return r;
 }
 
-typedef struct kagi__unit {
-    int64_t id;
-    int64_t block;
-    uint32_t off;
-    uint8_t nonce[KAGI__NONCE];
-    size_t nlen;
-    uint8_t *ct;
-    size_t ctlen;
-} kagi__unit;
-
-static void kagi__units_free(kagi__unit *u, size_t n)
+static void kagi__front_drop(kagi_store *s, uint32_t link)
 {
-    for (size_t i = 0; i < n; i++) free(u[i].ct);
-    free(u);
+    if (s->front[link]) s->front[link]->n = s->front[link]->head = 0;
+}
+
+/* Delete the units taken from a link's front since the last flush. */
+static int kagi__front_flush(kagi_store *s, uint32_t link)
+{
+    kagi__link *L = &s->links[link];
+    if (!L->del_lo) return KAGI_OK;
+    sqlite3_stmt *d = s->st[S_POOL_DEL_RANGE];
+    sqlite3_bind_int64(d, 1, L->del_lo);
+    sqlite3_bind_int64(d, 2, L->cur);
+    KAGI__TRY(kagi__exec(s, S_POOL_DEL_RANGE));
+    L->del_lo = 0;
+    return KAGI_OK;
+}
+
+/* Read the next units after the cursor into the front cache. */
+static int kagi__front_fill(kagi_store *s, uint32_t link)
+{
+    kagi__front *F = s->front[link];
+    if (!F) {
+        F = calloc(1, sizeof *F);
+        if (F) F->buf = malloc(KAGI__FRONT * (s->o.unit_bytes + KAGI__TAG));
+        if (!F || !F->buf) {
+            free(F);
+            return kagi__err(KAGI_ERR_NOMEM, "key store: out of memory");
+        }
+        s->front[link] = F;
+    }
+    size_t slot = s->o.unit_bytes + KAGI__TAG;
+    int64_t lo = s->links[link].cur ? s->links[link].cur : (int64_t)kagi__link_lo(link);
+    sqlite3_stmt *st = s->st[S_POOL_FRONT];
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)kagi__link_lo(link + 1));
+    sqlite3_bind_int64(st, 3, KAGI__FRONT);
+    F->n = F->head = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && F->n < KAGI__FRONT) {
+        kagi__unit *x = &F->u[F->n];
+        x->id = sqlite3_column_int64(st, 0);
+        x->block = sqlite3_column_int64(st, 1);
+        x->off = (uint32_t)sqlite3_column_int64(st, 2);
+        x->nlen = (size_t)sqlite3_column_bytes(st, 3);
+        if (x->nlen == KAGI__NONCE) memcpy(x->nonce, sqlite3_column_blob(st, 3), KAGI__NONCE);
+        x->ctlen = (size_t)sqlite3_column_bytes(st, 4);
+        x->ct = x->ctlen <= slot ? F->buf + F->n * slot : NULL;
+        if (x->ct && x->ctlen) memcpy(x->ct, sqlite3_column_blob(st, 4), x->ctlen);
+        F->n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        F->n = 0;
+        return kagi__err(KAGI_ERR_IO, "key store read failed: %s", sqlite3_errmsg(s->db));
+    }
+    return KAGI_OK;
 }
 
 /* Keep only the tail of a pool unit: its bytes from offset off of block
@@ -405,63 +478,42 @@ static int kagi__reseal_tail(kagi_store *s, uint32_t link, int64_t id, int64_t b
 }
 
 /* Take need bytes from the front of a link's pool into out. *bad is set to
- * the id of a unit that failed authentication (to be discarded). */
+ * the id of a unit that failed authentication (to be discarded). Whole
+ * units taken are only marked (the link's cursor): kagi__front_flush
+ * deletes them in the same transaction. */
 static kagi_store_result kagi__take(kagi_store *s, kagi_store_op *op, uint32_t link, uint8_t *out,
                                     size_t need, int64_t *bad, int64_t *block, uint32_t *block_off)
 {
-    sqlite3_stmt *st = s->st[S_POOL_SEL];
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)kagi__link_lo(link));
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)kagi__link_lo(link + 1));
-    size_t cap = 8, n = 0, got = 0;
-    kagi__unit *u = calloc(cap, sizeof *u);
+    kagi__link *L = &s->links[link];
     kagi_store_result r = KAGI_STORE_DONE;
-    if (!u) {
-        sqlite3_reset(st);
-        return kagi__fail(op, KAGI_STORE_FAILED, "out of memory");
-    }
-    int rc = SQLITE_ROW;
-    while (got < need && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            kagi__unit *v = realloc(u, 2 * cap * sizeof *u);
-            if (!v) { r = kagi__fail(op, KAGI_STORE_FAILED, "out of memory"); break; }
-            memset(v + cap, 0, cap * sizeof *u);
-            u = v;
-            cap *= 2;
-        }
-        kagi__unit *x = &u[n++];
-        x->id = sqlite3_column_int64(st, 0);
-        x->block = sqlite3_column_int64(st, 1);
-        x->off = (uint32_t)sqlite3_column_int64(st, 2);
-        x->nlen = (size_t)sqlite3_column_bytes(st, 3);
-        if (x->nlen == KAGI__NONCE) memcpy(x->nonce, sqlite3_column_blob(st, 3), KAGI__NONCE);
-        x->ctlen = (size_t)sqlite3_column_bytes(st, 4);
-        x->ct = malloc(x->ctlen ? x->ctlen : 1);
-        if (!x->ct) { r = kagi__fail(op, KAGI_STORE_FAILED, "out of memory"); break; }
-        if (x->ctlen) memcpy(x->ct, sqlite3_column_blob(st, 4), x->ctlen);
-        got += x->ctlen >= KAGI__TAG ? x->ctlen - KAGI__TAG : 0;
-    }
-    if (r == KAGI_STORE_DONE && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        r = kagi__fail(op, KAGI_STORE_FAILED, "key store read failed: %s", sqlite3_errmsg(s->db));
-    sqlite3_reset(st);
-    if (r == KAGI_STORE_DONE && got < need)
-        r = kagi__fail(op, KAGI_STORE_NO_KEY, "no key available");
     uint8_t pt[4096 + KAGI__TAG];
     size_t have = 0, touched = 0; /* bytes of pt ever written: those are wiped */
-    for (size_t i = 0; r == KAGI_STORE_DONE && i < n; i++) {
-        kagi__unit *x = &u[i];
-        size_t len = x->ctlen - KAGI__TAG;
+    while (have < need) {
+        kagi__front *F = s->front[link];
+        if (!F || F->head == F->n) {
+            if (kagi__front_fill(s, link)) {
+                r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
+                break;
+            }
+            F = s->front[link];
+            if (F->n == 0) {
+                r = kagi__fail(op, KAGI_STORE_NO_KEY, "no key available");
+                break;
+            }
+        }
+        kagi__unit *x = &F->u[F->head];
+        size_t len = x->ctlen >= KAGI__TAG ? x->ctlen - KAGI__TAG : 0;
         uint8_t aad[32];
         size_t al = kagi__aad_unit(aad, link, (uint64_t)x->block, x->off);
         if (len <= 4096 && len > touched) touched = len;
-        if (len > 4096 || kagi__unseal(s, aad, al, x->nonce, x->nlen, x->ct, x->ctlen, pt)) {
+        if (!x->ct || len > 4096 || kagi__unseal(s, aad, al, x->nonce, x->nlen, x->ct, x->ctlen, pt)) {
             *bad = x->id;
             kagi__log(KAGI__LOG_ERROR, "key store: pool unit of link %s block %lld offset %u "
-                      "failed authentication; discarding it", s->links[link].name,
-                      (long long)x->block, x->off);
+                      "failed authentication; discarding it", L->name, (long long)x->block, x->off);
             r = kagi__fail(op, KAGI_STORE_FAILED, "key data failed an integrity check");
             break;
         }
-        if (i == 0) {
+        if (have == 0) {
             *block = x->block;
             *block_off = x->off;
         }
@@ -469,29 +521,18 @@ static kagi_store_result kagi__take(kagi_store *s, kagi_store_op *op, uint32_t l
         memcpy(out + have, pt, use);
         have += use;
         if (use < len) {
-            /* The last unit is split: its rest goes back. */
-            if (kagi__reseal_tail(s, link, x->id, x->block, x->off + (uint32_t)use, pt + use, len - use)) r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
-            /* Units before this one are consumed whole. */
-            if (r == KAGI_STORE_DONE && i > 0) {
-                sqlite3_stmt *d = s->st[S_POOL_DEL_RANGE];
-                sqlite3_bind_int64(d, 1, u[0].id);
-                sqlite3_bind_int64(d, 2, u[i - 1].id);
-                if (kagi__exec(s, S_POOL_DEL_RANGE))
-                    r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
-            }
-            n = i + 1; /* processed */
+            /* The last unit is split: its rest goes back, and the cached
+               copy of that row is stale. */
+            if (kagi__reseal_tail(s, link, x->id, x->block, x->off + (uint32_t)use, pt + use, len - use))
+                r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
+            kagi__front_drop(s, link);
             break;
         }
-        if (i == n - 1) {
-            sqlite3_stmt *d = s->st[S_POOL_DEL_RANGE];
-            sqlite3_bind_int64(d, 1, u[0].id);
-            sqlite3_bind_int64(d, 2, x->id);
-            if (kagi__exec(s, S_POOL_DEL_RANGE))
-                r = kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
-        }
+        F->head++;
+        if (!L->del_lo) L->del_lo = x->id;
+        L->cur = x->id;
     }
     kagi_wipe(pt, touched);
-    kagi__units_free(u, cap);
     return r;
 }
 
@@ -572,8 +613,9 @@ static kagi_store_result kagi__issue(kagi_store *s, kagi_store_op *op, int64_t *
         r = kagi__take(s, op, link, op->material + (size_t)k * op->size_bytes, op->size_bytes, bad,
                        &op->keys[k].block, &op->keys[k].block_off);
     if (r != KAGI_STORE_DONE) return r;
-    /* Units are deleted now: a failure from here on poisons the batch when
-       this operation runs without a savepoint (kagi__run_op). */
+    /* Units are taken now (a split one already resealed): a failure from
+       here on poisons the batch when this operation runs without a
+       savepoint (kagi__run_op). */
     if (op->number == 1) s->poison_on_fail = 1;
     if (op->n_slaves == 0) { /* for a peer: nothing kept here */
         for (unsigned k = 0; k < op->number; k++) {
@@ -773,6 +815,10 @@ static kagi_store_result kagi__skip_to(kagi_store *s, kagi_store_op *op, uint32_
 {
     uint8_t pt[4096 + KAGI__TAG];
     kagi_store_result r = KAGI_STORE_DONE;
+    /* It reads and changes the front in SQL: taken units must be gone
+       first, and the cache is stale after. */
+    if (kagi__front_flush(s, link)) return kagi__fail(op, KAGI_STORE_FAILED, "%s", kagi_errdetail());
+    kagi__front_drop(s, link);
     for (;;) {
         sqlite3_stmt *st = s->st[S_POOL_SEL];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)kagi__link_lo(link));
@@ -992,6 +1038,8 @@ static void kagi__run_op(kagi_store *s, kagi_store_op *op)
         if (sp) (void)kagi__exec(s, S_RBTO);
         if (has_link) s->links[op->link] = saved;
         if (second) s->links[second] = saved2;
+        /* the cursor is back where it was; the cache may hold rows read past it */
+        if (has_link) kagi__front_drop(s, op->link);
         kagi__idx_undo(s, undo_mark);
         kagi_store_op_clear(op);
     }
@@ -999,6 +1047,7 @@ static void kagi__run_op(kagi_store *s, kagi_store_op *op)
     if (bad) {
         /* A unit that fails authentication can never be delivered: drop it
            so the pool behind it stays usable. */
+        kagi__front_drop(s, op->link);
         sqlite3_stmt *st = s->st[S_POOL_SEL];
         sqlite3_bind_int64(st, 1, bad - 1);
         sqlite3_bind_int64(st, 2, bad + 1);
@@ -1041,7 +1090,8 @@ static int kagi__batch(kagi_store *s, kagi_store_op *ops, unsigned n, int gc)
     if (!e) {
         for (kagi_store_op *op = ops; op; op = op->next) kagi__run_op(s, op);
         if (gc) kagi__gc(s);
-        e = s->poison ? kagi__err(KAGI_ERR_IO, "key store: a write failed in the batch") : kagi__exec(s, S_COMMIT);
+        for (uint32_t i = 1; i <= s->n_links && !e && !s->poison; i++) e = kagi__front_flush(s, i);
+        if (!e) e = s->poison ? kagi__err(KAGI_ERR_IO, "key store: a write failed in the batch") : kagi__exec(s, S_COMMIT);
     }
     if (e) {
         char why[256];
@@ -1050,6 +1100,7 @@ static int kagi__batch(kagi_store *s, kagi_store_op *ops, unsigned n, int gc)
         if (!sqlite3_get_autocommit(s->db)) (void)kagi__exec(s, S_ROLLBACK);
         memcpy(s->links, saved, sizeof saved);
         s->n_links = saved_n;
+        for (uint32_t i = 1; i <= KAGI__MAX_LINKS; i++) kagi__front_drop(s, i);
         s->nonce_lim = saved_lim;
         kagi__idx_undo(s, 0);
         for (kagi_store_op *op = ops; op; op = op->next) {
@@ -1703,6 +1754,11 @@ void kagi_store_close(kagi_store *s)
     EVP_CIPHER_CTX_free(s->dec);
     kagi__idmap_free(&s->idx);
     free(s->undo);
+    for (int i = 0; i <= KAGI__MAX_LINKS; i++)
+        if (s->front[i]) {
+            free(s->front[i]->buf);
+            free(s->front[i]);
+        }
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->ckcv);
     pthread_cond_destroy(&s->sycv);

@@ -5,18 +5,21 @@
  * LF, control characters, absolute-form targets, conflicting lengths
  * (400), oversized heads (431) or bodies (413), other versions (505).
  * Pure: it reads only buf[0..len) and allocates nothing. */
+#include <stdint.h>
 #include <string.h>
 
 #include "kagi/kme.h"
 
 static int kagi__tchar(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
+    /* RFC 9110 tchar as a bit set: ALPHA, DIGIT and !#$%&'*+-.^_`|~ */
+    static const uint64_t set[2] = {0x03ff6cfa00000000ull, 0x57ffffffc7fffffeull};
+    return c < 128 && (set[c >> 6] >> (c & 63) & 1);
 }
 
 static int kagi__ieq(const char *a, size_t n, const char *lit)
 {
+    if (!n || (a[0] | 0x20) != lit[0]) return 0; /* most names differ at once */
     size_t m = strlen(lit);
     if (n != m) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -55,21 +58,21 @@ int kagi_http_parse(const uint8_t *buf, size_t len, size_t header_limit, size_t 
     const char *s = (const char *)buf;
     /* The head ends at the first CRLFCRLF; a bare LF anywhere is refused. */
     size_t end = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\n') {
-            if (i == 0 || s[i - 1] != '\r') KAGI__BAD(400, "bare LF in the request head");
-            if (i >= 3 && s[i - 2] == '\n' && s[i - 3] == '\r') {
-                end = i + 1;
-                break;
-            }
+    /* LF by LF (memchr), not byte by byte: the bytes up to header_limit,
+       and the one at header_limit, which may still end the head. */
+    size_t scan = len < header_limit + 1 ? len : header_limit + 1;
+    for (const char *lf = memchr(s, '\n', scan); lf; lf = memchr(lf + 1, '\n', scan - (size_t)(lf + 1 - s))) {
+        size_t i = (size_t)(lf - s);
+        if (i == 0 || s[i - 1] != '\r') KAGI__BAD(400, "bare LF in the request head");
+        if (i >= 3 && s[i - 2] == '\n' && s[i - 3] == '\r') {
+            end = i + 1;
+            break;
         }
-        if (i + 1 > header_limit) KAGI__BAD(431, "request head too large");
     }
     if (!end) return len > header_limit ? (*why = "request head too large", 431) : 1;
     r->head_len = end;
     /* request line: METHOD SP origin-form SP HTTP/1.x CRLF */
-    size_t eol = 0;
-    while (s[eol] != '\r') eol++;
+    size_t eol = (size_t)((const char *)memchr(s, '\r', end) - s);
     const char *sp1 = memchr(s, ' ', eol);
     if (!sp1) KAGI__BAD(400, "malformed request line");
     size_t ml = (size_t)(sp1 - s);
@@ -102,8 +105,7 @@ int kagi_http_parse(const uint8_t *buf, size_t len, size_t header_limit, size_t 
     unsigned long long clen = 0;
     size_t p = eol + 2;
     while (p < end - 2) {
-        size_t e = p;
-        while (s[e] != '\r') e++;
+        size_t e = (size_t)((const char *)memchr(s + p, '\r', end - p) - s); /* the head ends in CRLFCRLF */
         if (s[p] == ' ' || s[p] == '\t') KAGI__BAD(400, "obsolete header line folding");
         const char *colon = memchr(s + p, ':', e - p);
         if (!colon || colon == s + p) KAGI__BAD(400, "malformed header field");

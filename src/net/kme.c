@@ -128,24 +128,54 @@ static void kagi__out_free(kagi__conn *c)
     c->out_len = c->out_off = 0;
 }
 
+/* Text and decimal numbers into a buffer the caller sized: the hot
+ * path's responses and log lines without printf. */
+static char *kagi__put(char *p, const char *t, size_t n)
+{
+    memcpy(p, t, n);
+    return p + n;
+}
+#define KAGI__PUT_LIT(p, lit) kagi__put((p), (lit), sizeof(lit) - 1)
+static char *kagi__put_str(char *p, const char *t) { return kagi__put(p, t, strlen(t)); }
+static char *kagi__put_num(char *p, unsigned long long v)
+{
+    char t[24];
+    int n = 0;
+    do t[n++] = (char)('0' + v % 10); while (v /= 10);
+    while (n) *p++ = t[--n];
+    return p;
+}
+
+/* The head of a response into p (at most 256 bytes); its end. */
+static char *kagi__head(char *p, const kagi__conn *c, int code, size_t len, int secret)
+{
+    p = KAGI__PUT_LIT(p, "HTTP/1.1 ");
+    p = kagi__put_num(p, (unsigned)code);
+    *p++ = ' ';
+    p = kagi__put_str(p, kagi__reason(code));
+    p = KAGI__PUT_LIT(p, "\r\nContent-Length: ");
+    p = kagi__put_num(p, len);
+    p = KAGI__PUT_LIT(p, "\r\n");
+    if (len) p = KAGI__PUT_LIT(p, "Content-Type: application/json\r\n");
+    if (secret) p = KAGI__PUT_LIT(p, "Cache-Control: no-store\r\n");
+    if (c->close_after) p = KAGI__PUT_LIT(p, "Connection: close\r\n");
+    return KAGI__PUT_LIT(p, "\r\n");
+}
+
 /* Queue a whole response (head and body in one buffer: one TLS record,
  * one write(2)). body may be NULL; secret bodies get Cache-Control. */
 static void kagi__respond(kagi__conn *c, int code, const char *body, size_t len, int secret)
 {
     kagi__out_free(c);
-    char head[256];
-    int h = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s\r\n", code,
-                     kagi__reason(code), len, len ? "Content-Type: application/json\r\n" : "",
-                     secret ? "Cache-Control: no-store\r\n" : "", c->close_after ? "Connection: close\r\n" : "");
-    c->out = malloc((size_t)h + len);
+    c->out = malloc(256 + len);
     if (!c->out) {
         c->close_after = 1;
         c->state = C_WRITE;
         return;
     }
-    memcpy(c->out, head, (size_t)h);
-    if (len) memcpy(c->out + h, body, len);
-    c->out_len = (size_t)h + len;
+    char *o = (char *)c->out, *p = kagi__head(o, c, code, len, secret);
+    if (len) p = kagi__put(p, body, len);
+    c->out_len = (size_t)(p - o);
     c->out_off = 0;
     c->state = C_WRITE;
 }
@@ -176,30 +206,33 @@ static void kagi__respond_error(kagi__conn *c, int code, const char *msg, const 
     free(s);
 }
 
-/* {"keys":[{"key_ID":"...","key":"BASE64"},...]}, in a buffer wiped when
- * sent. */
-static int kagi__keys_body(const kagi_store_op *op, char **out, size_t *outlen)
+/* The 200 response of delivered keys, head and body
+ * {"keys":[{"key_ID":"...","key":"BASE64"},...]} built in place in the
+ * connection's output buffer (wiped when sent). */
+static int kagi__respond_keys(kagi__conn *c, const kagi_store_op *op)
 {
-    size_t cap = 16;
-    for (unsigned i = 0; i < op->n_keys; i++) cap += 40 + 24 + 4 * ((op->keys[i].len + 2) / 3) + 8;
-    char *b = malloc(cap);
-    if (!b) return -1;
-    size_t n = 0;
-    memcpy(b, "{\"keys\":[", 9);
-    n = 9;
+    size_t len = 11;
+    for (unsigned i = 0; i < op->n_keys; i++) len += (i ? 1 : 0) + 22 + 36 + 4 * ((op->keys[i].len + 2) / 3);
+    kagi__out_free(c);
+    c->out = malloc(256 + len);
+    if (!c->out) return -1;
+    char *o = (char *)c->out, *p = kagi__head(o, c, 200, len, 1), *b = p;
+    p = KAGI__PUT_LIT(p, "{\"keys\":[");
     for (unsigned i = 0; i < op->n_keys; i++) {
         const kagi_store_key *k = &op->keys[i];
-        char uuid[37];
-        kagi_uuid_format(k->id, uuid);
-        n += (size_t)snprintf(b + n, cap - n, "%s{\"key_ID\":\"%s\",\"key\":\"", i ? "," : "", uuid);
-        n += (size_t)EVP_EncodeBlock((unsigned char *)b + n, op->material + k->off, (int)k->len);
-        memcpy(b + n, "\"}", 2);
-        n += 2;
+        if (i) *p++ = ',';
+        p = KAGI__PUT_LIT(p, "{\"key_ID\":\"");
+        kagi_uuid_format(k->id, p);
+        p += 36;
+        p = KAGI__PUT_LIT(p, "\",\"key\":\"");
+        p += EVP_EncodeBlock((unsigned char *)p, op->material + k->off, (int)k->len);
+        p = KAGI__PUT_LIT(p, "\"}");
     }
-    memcpy(b + n, "]}", 2);
-    n += 2;
-    *out = b;
-    *outlen = n;
+    p = KAGI__PUT_LIT(p, "]}");
+    if ((size_t)(p - b) != len) abort(); /* the length in the head must be the body's */
+    c->out_len = (size_t)(p - o);
+    c->out_off = 0;
+    c->state = C_WRITE;
     return 0;
 }
 
@@ -209,24 +242,39 @@ static void kagi__log_ids(kagi__logbuf *lb, const char *what, const kagi__call *
     const kagi_store_op *op = &c->op;
     /* hundredths of a millisecond, printed without printf's float path */
     long cms = (long)((kagi__now() - c->t0) * 1e5 + 0.5);
-    char ids[20 * 37 + 1];
+    if (cms < 0) cms = 0;
+    /* at most 20 key_IDs a line: 9 + 64 + 4 + 64 + 14 + 30 + 10 + 20 * 37 + 30 < 1000 */
+    char line[1024];
     unsigned i = 0;
     do {
-        size_t n = 0;
+        char *p = kagi__put_str(line, what);
+        *p++ = ' ';
+        p = kagi__put_str(p, c->caller);
+        p = c->r.call == KAGI_ETSI_ENC_KEYS ? KAGI__PUT_LIT(p, " -> ") : KAGI__PUT_LIT(p, " <- ");
+        p = kagi__put_str(p, c->r.sae);
+        p = KAGI__PUT_LIT(p, ": ");
+        p = kagi__put_num(p, (unsigned)code);
+        if (c->r.call == KAGI_ETSI_ENC_KEYS) {
+            p = KAGI__PUT_LIT(p, ", ");
+            p = kagi__put_num(p, op->n_keys);
+            p = op->n_keys == 1 ? KAGI__PUT_LIT(p, " key of ") : KAGI__PUT_LIT(p, " keys of ");
+            p = kagi__put_num(p, c->r.size);
+            p = KAGI__PUT_LIT(p, " bits");
+        }
+        p = KAGI__PUT_LIT(p, ", key_IDs=");
         unsigned first = i;
         for (; i < op->n_keys && i - first < 20; i++) {
-            if (n) ids[n++] = ',';
-            kagi_uuid_format(op->keys[i].id, ids + n);
-            n += 36;
+            if (i > first) *p++ = ',';
+            kagi_uuid_format(op->keys[i].id, p);
+            p += 36;
         }
-        ids[n] = '\0';
-        if (c->r.call == KAGI_ETSI_ENC_KEYS)
-            kagi__logbuf_add(lb, KAGI__LOG_INFO, "%s %s -> %s: %d, %u key%s of %u bits, key_IDs=%s (%ld.%02ld ms)", what,
-                      c->caller, c->r.sae, code, op->n_keys, op->n_keys == 1 ? "" : "s", c->r.size,
-                      ids, cms / 100, cms % 100);
-        else
-            kagi__logbuf_add(lb, KAGI__LOG_INFO, "%s %s <- %s: %d, key_IDs=%s (%ld.%02ld ms)", what, c->caller,
-                      c->r.sae, code, ids, cms / 100, cms % 100);
+        p = KAGI__PUT_LIT(p, " (");
+        p = kagi__put_num(p, (unsigned long)(cms / 100));
+        *p++ = '.';
+        *p++ = (char)('0' + cms % 100 / 10);
+        *p++ = (char)('0' + cms % 10);
+        p = KAGI__PUT_LIT(p, " ms)");
+        kagi__logbuf_text(lb, KAGI__LOG_INFO, line, (size_t)(p - line));
     } while (i < op->n_keys);
 }
 
@@ -328,18 +376,13 @@ static void kagi__finish(kagi__call *c)
         case KAGI_STORE_NOT_NAMED: code = 401; break;
         default: code = 503; break;
         }
-        char *body = NULL;
-        size_t len = 0;
-        if (code == 200 && kagi__keys_body(op, &body, &len) != 0) {
+        if (code == 200 && kagi__respond_keys(conn, op) != 0) {
             code = 503;
             snprintf(op->msg, sizeof op->msg, "out of memory");
             kagi__logbuf_add(&w->log, KAGI__LOG_ERROR, "%s %s: out of memory building the response; keys lost",
                              what, c->caller);
         }
         if (code == 200) {
-            kagi__respond(conn, 200, body, len, 1);
-            kagi_wipe(body, len);
-            free(body);
             kagi__log_ids(&w->log, what, c, 200);
         } else {
             const char *msg = op->result == KAGI_STORE_NO_KEY ? "no key available" : op->msg;
@@ -628,7 +671,8 @@ static void kagi__handle(kagi__conn *conn, const kagi_http_req *h)
     c->w = w;
     c->conn = conn;
     c->t0 = kagi__now();
-    snprintf(c->caller, sizeof c->caller, "%s", conn->sae);
+    _Static_assert(sizeof c->caller == sizeof conn->sae, "an SAE id fits both");
+    memcpy(c->caller, conn->sae, sizeof c->caller);
     kagi_store_op *op = &c->op;
     op->done = kagi__op_done;
     char msg[200];
