@@ -98,14 +98,14 @@ int main(int argc, char **argv)
            128 * z, z, frames);
     printf("%5s %-9s %4s %4s %8s %7s %8s %8s %8s %6s %7s\n", "QBER", "mode", "rate", "thr",
            "Mbit/s", "f", "f_plan", "FER", "iter", "msgs", "punct/short");
-    kagi_ldpc_code *codes[5] = {0};
+    kagi_ldpc_code *codes[9] = {0}; /* by (rate - 50) / 5 */
     for (size_t k = 0; k < 4; k++) {
         if (only > 0 && fabs(qs[k] - only) > 1e-9) continue;
         for (size_t md = 0; md < nmodes; md++) {
             double fa = kagi_ldpc_f_auto(qs[k]), f_start = modes[md].f_start > 0 ? modes[md].f_start : fa;
             if (md == 0 && fa - 0.02 < f_start) f_start = fa - 0.02;
             unsigned rate = kagi_ldpc_rate_for(qs[k], f_start);
-            size_t ri = (rate - 50) / 10;
+            size_t ri = (rate - 50) / 5;
             if (!codes[ri]) {
                 double t0 = kagi__now();
                 if (kagi_ldpc_code_new(&codes[ri], rate, z, 1)) return 1;
@@ -136,13 +136,14 @@ int main(int argc, char **argv)
         }
     }
 
-    if (!codes[3] && kagi_ldpc_code_new(&codes[3], 80, z, 1)) return 1; /* rows below */
+    if (!codes[6] && kagi_ldpc_code_new(&codes[6], 80, z, 1)) return 1; /* rows below */
     /* AVX2 against scalar (the naive, portable kernel): the same frame. */
     printf("\ndecoder kernels, one frame at QBER 2%%, 1 thread, fast mode\n");
     {
         unsigned rate = kagi_ldpc_rate_for(0.02, 1.3);
-        size_t ri = (rate - 50) / 10;
+        size_t ri = (rate - 50) / 5;
         kagi_ldpc_plan *pl;
+        if (!codes[ri] && kagi_ldpc_code_new(&codes[ri], rate, z, 1)) return 1;
         if (kagi_ldpc_plan_new(&pl, codes[ri], 0.02, 1.3, 7)) return 1;
         kagi_ldpc_params p = {.max_rounds = 20};
         for (int impl = KAGI_LDPC_IMPL_SCALAR; impl <= KAGI_LDPC_IMPL_AVX2; impl++) {
@@ -161,7 +162,7 @@ int main(int argc, char **argv)
      * best of 5 runs (this VM is noisy). */
     {
         kagi_ldpc_code_info ci;
-        kagi_ldpc_code_get_info(codes[3], &ci);
+        kagi_ldpc_code_get_info(codes[6], &ci);
         int8_t *llr = malloc(ci.n);
         uint64_t *syn = calloc(ci.m / 64, 8), *out = malloc(ci.n / 8);
         if (!llr || !syn || !out) return 1;
@@ -169,7 +170,7 @@ int main(int argc, char **argv)
         printf("\ndecoder alone, rate 80, n = %zu, %zu edges:", ci.n, ci.ones);
         for (int impl = KAGI_LDPC_IMPL_SCALAR; impl <= KAGI_LDPC_IMPL_AVX2; impl++) {
             kagi_ldpc_decoder *d;
-            if (kagi_ldpc_decoder_new(&d, codes[3], impl, 0)) continue;
+            if (kagi_ldpc_decoder_new(&d, codes[6], impl, 0)) continue;
             unsigned iters = impl == KAGI_LDPC_IMPL_SCALAR ? 2 : 20, reps = impl == KAGI_LDPC_IMPL_SCALAR ? 1 : 5;
             double best = 1e30;
             for (unsigned k = 0; k < reps; k++) {
@@ -193,19 +194,19 @@ int main(int argc, char **argv)
     /* Alice's side alone: syndromes of 10^6-bit frames (rate 80). */
     {
         kagi_ldpc_code_info ci;
-        kagi_ldpc_code_get_info(codes[3], &ci);
+        kagi_ldpc_code_get_info(codes[6], &ci);
         uint64_t *x = malloc(ci.n / 8), *s = malloc(ci.m / 8);
         if (!x || !s) return 1;
         for (size_t w = 0; w < ci.n / 64; w++) x[w] = kagi_rng_next(&r);
         const int reps = 50;
         double t0 = kagi__now();
-        for (int i = 0; i < reps; i++) kagi_ldpc_syndrome(codes[3], x, s);
+        for (int i = 0; i < reps; i++) kagi_ldpc_syndrome(codes[6], x, s);
         double t = kagi__now() - t0;
         printf("\nsyndrome, rate 80, n = %zu: %.3f ms per frame, %.0f Mbit/s of frame\n", ci.n,
                1e3 * t / reps, (double)ci.n * reps / t / 1e6);
         free(x);
         free(s);
     }
-    for (size_t i = 0; i < 5; i++) kagi_ldpc_code_free(codes[i]);
+    for (size_t i = 0; i < 9; i++) kagi_ldpc_code_free(codes[i]);
     return 0;
 }

@@ -20,7 +20,7 @@ N=2500000   # three frames of ~10^6 bits over TCP
 cat > "$T/proxy.py" <<'PY'
 import json, socket, struct, sys, threading
 lport, tport, out, flip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-MB = {50: 64, 60: 51, 70: 38, 80: 26, 90: 13}
+MB = {50: 64, 60: 51, 70: 38, 80: 26, 85: 19, 90: 13}
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("127.0.0.1", lport)); srv.listen(1); srv.settimeout(30)
 print("ready", flush=True)

@@ -19,7 +19,8 @@ static size_t make_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bit
     return e;
 }
 
-static const unsigned rates[] = {50, 60, 70, 80, 90};
+static const unsigned rates[] = {50, 60, 70, 80, 85, 90};
+#define NRATES (sizeof rates / sizeof rates[0])
 
 
 static int getbit(const uint64_t *w, size_t i) { return (int)((w[i >> 6] >> (i & 63)) & 1); }
@@ -31,9 +32,10 @@ static int getbit(const uint64_t *w, size_t i) { return (int)((w[i >> 6] >> (i &
  * shipped codes would no longer be rebuilt from their seeds. */
 static void construction_is_reproducible_from_the_seed(void)
 {
-    static const uint64_t golden[] = {0x628ec33438a866b9ull, 0x682c9756c7c44815ull, 0xf66229362852e7beull,
-                                      0x7465fd286ec847fdull, 0xa443c374d03e911aull};
-    for (size_t k = 0; k < 5; k++) {
+    static const uint64_t golden[NRATES] = {0x628ec33438a866b9ull, 0x0e3dbb26a8a055e6ull,
+                                            0x989c16767ca89c2full, 0x16ad9b5b5be064e4ull,
+                                            0xe53723f9d9a9be48ull, 0x09a7c69d51d7e3cfull};
+    for (size_t k = 0; k < NRATES; k++) {
         kagi_ldpc_code *a, *b, *c;
         ASSERT_OK(kagi_ldpc_code_new(&a, rates[k], 256, 1));
         ASSERT_OK(kagi_ldpc_code_new(&b, rates[k], 256, 1));
@@ -70,10 +72,10 @@ static void construction_is_reproducible_from_the_seed(void)
  * docs/ldpc.md, with neither 4- nor 6-cycles. */
 static void large_codes_match_their_checksums(void)
 {
-    static const uint64_t golden[] = {0x54963c7355b52cf9ull, 0x6e01fbf58da7f37eull,
-                                      0x7537bb9f01d2e75bull, 0x080bfe42304b48edull,
-                                      0xc442676417badc2eull};
-    for (size_t k = 0; k < 5; k++) {
+    static const uint64_t golden[NRATES] = {0x54963c7355b52cf9ull, 0x18471ca6bd4b6aa4ull,
+                                            0x40a503375cedfbc7ull, 0x7a05cec29a55830aull,
+                                            0x4d74903b50fa0220ull, 0xf10312c27076e03cull};
+    for (size_t k = 0; k < NRATES; k++) {
         kagi_ldpc_code *c;
         ASSERT_OK(kagi_ldpc_code_new(&c, rates[k], 8192, 1));
         kagi_ldpc_code_info ci;
@@ -92,13 +94,14 @@ static void large_codes_match_their_checksums(void)
  * least degree so far). */
 static void base_matrices_follow_the_documented_profiles(void)
 {
-    static const unsigned mbs[] = {64, 51, 38, 26, 13};
-    static const unsigned groups[5][5][2] = {{{14, 16}, {84, 3}, {30, 2}},
-                                             {{18, 14}, {83, 3}, {27, 2}},
-                                             {{22, 12}, {86, 3}, {20, 2}},
-                                             {{20, 12}, {10, 6}, {78, 3}, {20, 2}},
-                                             {{20, 13}, {20, 6}, {76, 3}, {12, 2}}};
-    for (size_t k = 0; k < 5; k++) {
+    static const unsigned mbs[] = {64, 51, 38, 26, 19, 13};
+    static const unsigned groups[NRATES][5][2] = {{{14, 16}, {84, 3}, {30, 2}},
+                                                  {{20, 14}, {81, 3}, {27, 2}},
+                                                  {{22, 13}, {86, 3}, {20, 2}},
+                                                  {{24, 13}, {10, 6}, {74, 3}, {20, 2}},
+                                                  {{26, 13}, {10, 6}, {76, 3}, {16, 2}},
+                                                  {{28, 12}, {12, 6}, {76, 3}, {12, 2}}};
+    for (size_t k = 0; k < NRATES; k++) {
         kagi_ldpc_code *c;
         ASSERT_OK(kagi_ldpc_code_new(&c, rates[k], 64, 1));
         kagi_ldpc_code_info ci;
@@ -136,7 +139,7 @@ static void syndrome_matches_the_definition(void)
 {
     kagi_rng r;
     kagi_rng_seed(&r, 3);
-    for (size_t k = 0; k < 5; k++) {
+    for (size_t k = 0; k < NRATES; k++) {
         uint32_t z = k & 1 ? 64 : 192;
         kagi_ldpc_code *c;
         ASSERT_OK(kagi_ldpc_code_new(&c, rates[k], z, 7));
@@ -172,10 +175,10 @@ static void syndrome_matches_the_definition(void)
  * Alice's key (3 full frames and a short tail). */
 static void random_keys_reconcile_at_every_rate(void)
 {
-    static const double qs[] = {0.06, 0.045, 0.03, 0.018, 0.007};
+    static const double qs[] = {0.06, 0.045, 0.03, 0.018, 0.012, 0.007};
     kagi_rng r;
     kagi_rng_seed(&r, 11);
-    for (size_t k = 0; k < 5; k++) {
+    for (size_t k = 0; k < NRATES; k++) {
         kagi_ldpc_code *c;
         ASSERT_OK(kagi_ldpc_code_new(&c, rates[k], 256, 1));
         kagi_ldpc_code_info ci;
@@ -350,7 +353,7 @@ static void leak_is_syndrome_minus_punctured_plus_revealed(void)
 static void puncturing_and_shortening_keep_the_counts(void)
 {
     static const double qs[] = {0.01, 0.02, 0.035, 0.05, 0.08, 0.1};
-    for (size_t k = 0; k < 5; k++) {
+    for (size_t k = 0; k < NRATES; k++) {
         kagi_ldpc_code *c;
         ASSERT_OK(kagi_ldpc_code_new(&c, rates[k], 128, 1));
         for (size_t i = 0; i < 6; i++) {
@@ -684,12 +687,13 @@ static void bad_arguments_are_errors(void)
     ASSERT_EQ(kagi_ldpc_rate_for(0.01, 1.1), 90);
     ASSERT_EQ(kagi_ldpc_rate_for(0.095, 1.08), 50);
     /* Shorten the next rate up when at most a quarter of the frame goes
-     * and f is at its threshold (5 %: 11 % of rate 0.7 shortened), else
-     * puncture the rate below (f 1.11 < 1.12; 2 %: rate 0.9 would lose
-     * 41 % of the frame). */
+     * and f is at its threshold (5 %: 11 % of rate 0.7 shortened; 2 %: 14 %
+     * of rate 0.85), else puncture the rate below (f 1.09 < 1.10 at 5 %,
+     * 1.11 < 1.12 at 2 %; rate 0.9 would lose 41 % of the frame at 2 %). */
     ASSERT_EQ(kagi_ldpc_rate_for(0.05, 1.16), 70);
-    ASSERT_EQ(kagi_ldpc_rate_for(0.05, 1.11), 60);
-    ASSERT_EQ(kagi_ldpc_rate_for(0.02, 1.22), 80);
+    ASSERT_EQ(kagi_ldpc_rate_for(0.05, 1.09), 60);
+    ASSERT_EQ(kagi_ldpc_rate_for(0.02, 1.22), 85);
+    ASSERT_EQ(kagi_ldpc_rate_for(0.02, 1.11), 80);
 }
 
 /* kagi_ldpc_fit: frames cover the key, a short key gets a short frame,
@@ -819,12 +823,26 @@ static void known_bits_stay_known_whatever_their_checks_say(void)
 }
 
 /* kagi_ldpc_f_auto: below 1.22 only where the plan shortens (so the
- * frame keeps every key bit's LLR); at 8 % frames of 2^18 bits then decode
- * with at most one reveal round, and the leak is what the plan said. */
+ * frame keeps every key bit's LLR) or punctures at most 5 % of the frame
+ * (4 %); at 8 % frames of 2^18 bits then decode with at most one reveal
+ * round, and the leak is what the plan said. */
 static void automatic_first_efficiency_shortens_and_decodes(void)
 {
-    ASSERT_TRUE(kagi_ldpc_f_auto(0.01) == 1.22);
-    ASSERT_TRUE(kagi_ldpc_f_auto(0.2) == 1.22); /* outside the codes' range */
+    ASSERT_TRUE(kagi_ldpc_f_auto(0.005) == 1.22); /* rate 0.9 punctured 5 % */
+    ASSERT_TRUE(kagi_ldpc_f_auto(0.2) == 1.22);   /* outside the codes' range */
+    {
+        double f = kagi_ldpc_f_auto(0.04);
+        ASSERT_TRUE(f < 1.22);
+        kagi_ldpc_code *c;
+        kagi_ldpc_plan *pl;
+        kagi_ldpc_plan_info pi;
+        ASSERT_OK(kagi_ldpc_code_new(&c, kagi_ldpc_rate_for(0.04, f), 2048, 1));
+        ASSERT_OK(kagi_ldpc_plan_new(&pl, c, 0.04, f, 3));
+        kagi_ldpc_plan_get_info(pl, &pi);
+        ASSERT_TRUE(pi.punctured > 0 && pi.punctured <= pi.n / 20);
+        kagi_ldpc_plan_free(pl);
+        kagi_ldpc_code_free(c);
+    }
     const double qs[] = {0.03, 0.05, 0.08, 0.11};
     for (size_t k = 0; k < 4; k++) {
         double f = kagi_ldpc_f_auto(qs[k]);

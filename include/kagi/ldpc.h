@@ -24,7 +24,7 @@
 
 typedef struct kagi_ldpc_code kagi_ldpc_code;
 
-/* Build the code of mother rate rate_pct/100 (50, 60, 70, 80 or 90) with
+/* Build the code of mother rate rate_pct/100 (50, 60, 70, 80, 85 or 90) with
  * lifting factor z (64..65536, a multiple of 64) from seed. The same
  * arguments give the same code on every machine (docs/ldpc.md; its
  * checksum is in the info). *out is freed with kagi_ldpc_code_free. */
@@ -108,21 +108,27 @@ typedef struct kagi_ldpc_plan_info {
 } kagi_ldpc_plan_info;
 void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *out) KAGI_NONNULL(1, 2);
 
-/* Mother rate (50..90) to adapt for qber at efficiency f: the lowest rate
- * above the target when shortening it takes at most a quarter of the
- * frame and f is at least that code's measured threshold (docs/ldpc.md);
- * else the highest rate below that needs at most 0.4 m punctured bits (so
- * the fallback has bits to reveal); else the one needing the fewest bits
- * punctured or shortened. */
+/* Mother rate (50, 60, 70, 80, 85 or 90) to adapt for qber at efficiency
+ * f, for frames of 2^20 bits: the lowest rate above the target when
+ * shortening it takes at most a quarter of the frame and f is at least
+ * that code's measured threshold (docs/ldpc.md); else the highest rate
+ * below that needs at most 0.4 m punctured bits (so the fallback has bits
+ * to reveal); else the one needing the fewest bits punctured or
+ * shortened. kagi_ldpc_fit makes the same choice for its frame size, with
+ * thresholds 0.0125 higher per halving of the frame below 2^20 bits. */
 unsigned kagi_ldpc_rate_for(double qber, double f);
 
-/* The first efficiency to aim at when none is given (f_start 0): the
- * lowest f in 1.10 .. 1.22 (steps of 0.01) at which kagi_ldpc_rate_for
- * shortens a code and f is at least 0.02 above that code's measured
- * threshold, so frames decode at the first attempt (QBER 3 % gives 1.18,
- * 5 % 1.16, 8 % 1.14); else 1.22, just above the thresholds of the codes
- * used by puncturing at low QBER (docs/ldpc.md). */
+/* The first efficiency to aim at when none is given (f_start 0), for
+ * frames of 2^20 bits: the lowest f in 1.10 .. 1.22 (steps of 0.01) at
+ * which the rate choice shortens a code and f is at least 0.02 above that
+ * code's threshold, or punctures at most 5 % of the frame and f is that
+ * fraction higher again, so frames decode at the first attempt (QBER 1 %
+ * gives 1.18, 2 % 1.14, 5 % 1.12, 8 % 1.11); else 1.22 (docs/ldpc.md).
+ * kagi_ldpc_f_auto_for: the same for a key of nbits cut into frames of at
+ * most 128 z_max bits (z_max 0: 8192), with the thresholds of those
+ * frames; the pipeline, kagi reconcile and kagi_ldpc_reconcile use it. */
 double kagi_ldpc_f_auto(double qber);
+double kagi_ldpc_f_auto_for(double qber, size_t nbits, uint32_t z_max);
 
 /* ---- one frame, each side ---- */
 typedef struct kagi_ldpc_alice kagi_ldpc_alice;

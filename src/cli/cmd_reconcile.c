@@ -41,12 +41,12 @@ static int kagi__estimate(const kagi_bits *a, const kagi_bits *b, double *q)
 }
 
 /* LDPC: code and plan fitted to the key (frames of up to 2^20 bits), the
- * pipeline's defaults (f_start kagi_ldpc_f_auto(Q), reveals of 0.02 n_key h(Q) up to 20
+ * pipeline's defaults (f_start kagi_ldpc_f_auto_for(Q, n, 0), reveals of 0.02 n_key h(Q) up to 20
  * rounds, 2 threads). Bob's key is written only when every frame decoded. */
 static int kagi__ldpc(kagi_cli_cmd *cmd, kagi_bits *a, kagi_bits *b, size_t n, double q)
 {
     kagi_ldpc_params p = {.qber = q < 1e-3 ? 1e-3 : q > 0.11 ? 0.11 : q};
-    p.f_start = kagi_ldpc_f_auto(p.qber);
+    p.f_start = kagi_ldpc_f_auto_for(p.qber, n, 0);
     kagi_ldpc_code *c = NULL;
     kagi_ldpc_plan *pl = NULL;
     kagi_ldpc_stats st;

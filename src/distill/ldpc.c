@@ -29,10 +29,11 @@ typedef struct {
 
 static const kagi__ldpc_profile kagi__profiles[] = {
     {50, 64, {{14, 16}, {84, 3}, {30, 2}}, 1.09},
-    {60, 51, {{18, 14}, {83, 3}, {27, 2}}, 1.10},
-    {70, 38, {{22, 12}, {86, 3}, {20, 2}}, 1.12},
-    {80, 26, {{20, 12}, {10, 6}, {78, 3}, {20, 2}}, 1.15},
-    {90, 13, {{20, 13}, {20, 6}, {76, 3}, {12, 2}}, 1.19},
+    {60, 51, {{20, 14}, {81, 3}, {27, 2}}, 1.09},
+    {70, 38, {{22, 13}, {86, 3}, {20, 2}}, 1.10},
+    {80, 26, {{24, 13}, {10, 6}, {74, 3}, {20, 2}}, 1.11},
+    {85, 19, {{26, 13}, {10, 6}, {76, 3}, {16, 2}}, 1.12},
+    {90, 13, {{28, 12}, {12, 6}, {76, 3}, {12, 2}}, 1.15},
 };
 
 #ifdef KAGI_LDPC_PROFILE_SEARCH
@@ -173,7 +174,7 @@ int kagi_ldpc_code_new(kagi_ldpc_code **out, unsigned rate_pct, uint32_t z, uint
 {
     *out = NULL;
     const kagi__ldpc_profile *pf = kagi__profile(rate_pct);
-    KAGI__FAIL_IF(!pf, KAGI_ERR_ARG, "ldpc: rate %u%% is not one of 50, 60, 70, 80, 90", rate_pct);
+    KAGI__FAIL_IF(!pf, KAGI_ERR_ARG, "ldpc: rate %u%% is not one of 50, 60, 70, 80, 85, 90", rate_pct);
     KAGI__FAIL_IF(z < 64 || z > 65536 || z % 64, KAGI_ERR_ARG,
                   "ldpc: lifting factor %u is not a multiple of 64 in [64, 65536]", z);
     const uint32_t nb = KAGI_LDPC_NB, mb = pf->mb;
@@ -573,17 +574,29 @@ void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *o)
                                .llr = p->llr};
 }
 
-/* kagi_ldpc_rate_for; *shortened says whether the choice is its first
- * case (a rate above the target, shortened within its threshold). */
-static unsigned kagi__rate_pick(double qber, double f, int *shortened, double *punct_frac)
+/* A code's threshold at lifting factor z: the measured one (z = 8192)
+ * plus 0.0125 per halving of the frame below that (finite length: the
+ * rate-0.85 mother code decodes down to 1.12 at z = 8192, ~1.14 at 2048,
+ * ~1.16-1.17 at 512; docs/ldpc.md). */
+static double kagi__thr(unsigned rate, uint32_t z)
 {
-    static const unsigned rates[] = {50, 60, 70, 80, 90};
+    double t = kagi__profile(rate)->f_thr;
+    return z >= 8192 ? t : t + 0.0125 * log2(8192.0 / (z ? z : 64));
+}
+
+/* kagi_ldpc_rate_for for frames of lifting factor z; *shortened says
+ * whether the choice is its first case (a rate above the target,
+ * shortened within its threshold), *punct_frac the fraction of the frame
+ * punctured otherwise (1 when neither). */
+static unsigned kagi__rate_pick(double qber, double f, uint32_t z, int *shortened, double *punct_frac)
+{
+    static const unsigned rates[] = {50, 60, 70, 80, 85, 90};
     *shortened = 0;
     *punct_frac = 1;
     if (!(qber > 0 && qber < 0.5)) return 50;
     double R = 1 - f * kagi__h2(qber), best = 1e9, pfrac = 1;
     unsigned pick = 50, punct = 0, shorten = 0;
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
         const kagi__ldpc_profile *pf = kagi__profile(rates[i]);
         double R0 = 1 - (double)pf->mb / KAGI_LDPC_NB;
         /* Fraction of the frame that must be punctured or shortened. */
@@ -598,11 +611,17 @@ static unsigned kagi__rate_pick(double qber, double f, int *shortened, double *p
          * f is not below that code's threshold (a key bit revealed by the
          * fallback costs a whole bit for h(Q) of information, so starting
          * below it ends worse). */
-        if (!shorten && R0 >= R && frac <= 0.25 && f >= pf->f_thr) shorten = rates[i];
+        if (!shorten && R0 >= R && frac <= 0.25 && f >= kagi__thr(rates[i], z)) shorten = rates[i];
         /* Puncturing leaves bits to reveal for the fallback: else take the
          * highest rate below R if it needs at most 0.4 m punctured bits
-         * (plans find about 0.5 m positions with a check of their own). */
-        if (R0 <= R && (R - R0) / R <= 0.4 * (1 - R0)) {
+         * (plans find about 0.5 m positions with a check of their own)
+         * and the mother code, all punctured bits revealed, is 0.05 above
+         * its threshold at this QBER: revealing them then surely rescues a
+         * frame. Without that condition an estimate a little low at 2 %
+         * and f 1.08 chose rate 0.85 with 1 % punctured, below its
+         * threshold even once they were revealed, and whole blocks failed. */
+        if (R0 <= R && (R - R0) / R <= 0.4 * (1 - R0) &&
+            (1 - R0) / kagi__h2(qber) >= kagi__thr(rates[i], z) + 0.05) {
             punct = rates[i];
             pfrac = (R - R0) / R;
         }
@@ -616,26 +635,45 @@ unsigned kagi_ldpc_rate_for(double qber, double f)
 {
     int sh;
     double pf;
-    return kagi__rate_pick(qber, f, &sh, &pf);
+    return kagi__rate_pick(qber, f, 8192, &sh, &pf);
 }
 
-double kagi_ldpc_f_auto(double qber)
+/* The lifting factor kagi_ldpc_fit will about choose for nbits: frames of
+ * at most z_max, ~85 % of a frame key bits (only the margin of kagi__thr
+ * depends on it, by its logarithm). */
+static uint32_t kagi__z_guess(size_t nbits, uint32_t z_max)
+{
+    if (z_max == 0) z_max = 8192;
+    double per = 0.85 * KAGI_LDPC_NB;
+    double frames = ceil((double)nbits / (per * z_max));
+    double z = ceil((double)nbits / (frames * per) / 64) * 64;
+    return z < 64 ? 64 : z > z_max ? z_max : (uint32_t)z;
+}
+
+static double kagi__f_auto_z(double qber, uint32_t z)
 {
     if (!(qber > 0 && qber <= 0.11)) return 1.22;
     for (int k = 10; k <= 22; k++) {
         double f = 1 + k / 100.0, pf;
         int sh;
-        unsigned rate = kagi__rate_pick(qber, f, &sh, &pf);
+        unsigned rate = kagi__rate_pick(qber, f, z, &sh, &pf);
         /* Shortened, with room over the mother threshold for the
          * shortening's own loss and the estimate's noise; or lightly
          * punctured (at most 5 % of the frame), with as much more room
          * as the fraction punctured (4 %: rate 0.7 with 2 % punctured
          * decoded every frame at 1.16 in 27 iterations; docs/ldpc.md). */
-        double thr = kagi__profile(rate)->f_thr + 0.02 - 1e-9;
+        double thr = kagi__thr(rate, z) + 0.02 - 1e-9;
         if (sh && f >= thr) return f;
         if (!sh && pf <= 0.05 && f >= thr + pf) return f;
     }
     return 1.22;
+}
+
+double kagi_ldpc_f_auto(double qber) { return kagi__f_auto_z(qber, 8192); }
+
+double kagi_ldpc_f_auto_for(double qber, size_t nbits, uint32_t z_max)
+{
+    return kagi__f_auto_z(qber, kagi__z_guess(nbits, z_max));
 }
 
 /* ---------------------------------------------------------------- Alice */
@@ -897,7 +935,9 @@ int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uin
     KAGI__FAIL_IF(z_max < 64 || z_max > 65536 || z_max % 64, KAGI_ERR_ARG,
                   "ldpc: largest lifting factor %u is not a multiple of 64 in [64, 65536]", z_max);
     KAGI__TRY(kagi__plan_args(qber, f_start));
-    unsigned rate = kagi_ldpc_rate_for(qber, f_start);
+    int sh;
+    double pf;
+    unsigned rate = kagi__rate_pick(qber, f_start, kagi__z_guess(nbits, z_max), &sh, &pf);
     /* Frames from the key-bit floor at z_max, then the smallest z whose
      * floor still covers the key in as many: found by arithmetic, so one
      * code and one plan are built (each takes tens of ms at 10^6 bits). */
@@ -1045,7 +1085,7 @@ int kagi_ldpc_reconcile(const kagi_ldpc_code *c, const kagi_bits *alice, kagi_bi
     KAGI__FAIL_IF(alice->n != bob->n, KAGI_ERR_ARG, "ldpc: keys of %zu and %zu bits", alice->n,
                   bob->n);
     kagi_ldpc_plan *plan;
-    KAGI__TRY(kagi_ldpc_plan_new(&plan, c, p->qber, p->f_start == 0 ? kagi_ldpc_f_auto(p->qber) : p->f_start,
+    KAGI__TRY(kagi_ldpc_plan_new(&plan, c, p->qber, p->f_start == 0 ? kagi__f_auto_z(p->qber, c->z) : p->f_start,
                                   p->seed));
     int rc = kagi_ldpc_reconcile_plan(plan, alice, bob, p, st);
     kagi_ldpc_plan_free(plan);

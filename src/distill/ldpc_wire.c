@@ -106,7 +106,7 @@ int kagi__ldpc_wire_alice(kagi_channel *ch, const kagi_bits *key, double qber,
 {
     kagi_ldpc_params p = *pin;
     kagi__ldpc_params_resolve(&p);
-    if (p.f_start == 0) p.f_start = kagi_ldpc_f_auto(qber);
+    if (p.f_start == 0) p.f_start = kagi_ldpc_f_auto_for(qber, key->n, p.z_max);
     /* The punctured positions are public (and sent): a fixed seed lets Bob
      * build his plan while Alice builds hers. */
     uint64_t plan_seed = p.seed;
@@ -347,7 +347,7 @@ int kagi__ldpc_wire_bob(kagi_channel *ch, kagi_bits *key, double qber, const kag
 {
     kagi_ldpc_params p = *pin;
     kagi__ldpc_params_resolve(&p);
-    if (p.f_start == 0) p.f_start = kagi_ldpc_f_auto(qber);
+    if (p.f_start == 0) p.f_start = kagi_ldpc_f_auto_for(qber, key->n, p.z_max);
     kagi__lw_setup S;
     KAGI__TRY(kagi__lw_bob_setup(ch, in, key->n, qber, &p, &S));
     kagi__lw_stats_start(st, &S, key->n);
