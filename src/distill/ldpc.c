@@ -577,11 +577,12 @@ void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *o)
 /* A code's threshold at lifting factor z: the measured one (z = 8192)
  * plus 0.0125 per halving of the frame below that (finite length: the
  * rate-0.85 mother code decodes down to 1.12 at z = 8192, ~1.14 at 2048,
- * ~1.16-1.17 at 512; docs/ldpc.md). */
+ * ~1.16-1.17 at 512; docs/ldpc.md), from a quarter halving on (frames a
+ * little short of 2^20 bits keep the measured one). */
 static double kagi__thr(unsigned rate, uint32_t z)
 {
-    double t = kagi__profile(rate)->f_thr;
-    return z >= 8192 ? t : t + 0.0125 * log2(8192.0 / (z ? z : 64));
+    double h = log2(8192.0 / (z ? z : 64)) - 0.25;
+    return kagi__profile(rate)->f_thr + (h > 0 ? 0.0125 * h : 0);
 }
 
 /* kagi_ldpc_rate_for for frames of lifting factor z; *shortened says
