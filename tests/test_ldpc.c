@@ -875,6 +875,45 @@ static void automatic_first_efficiency_shortens_and_decodes(void)
     }
 }
 
+/* kagi_ldpc_f_auto_for: shorter frames start higher (their thresholds are
+ * higher, docs/ldpc.md), never lower; a 10^7-bit key gets the 2^20-bit
+ * start; and 65,536-bit frames at that start decode with Alice's key as
+ * the oracle, at most one reveal round each. */
+static void automatic_efficiency_follows_the_frame_size(void)
+{
+    const double qs[] = {0.01, 0.02, 0.05, 0.08};
+    for (size_t k = 0; k < 4; k++) {
+        ASSERT_TRUE(kagi_ldpc_f_auto_for(qs[k], 10000000, 0) == kagi_ldpc_f_auto(qs[k]));
+        double prev = 0;
+        for (size_t n = 10000000; n >= 20000; n /= 4) {
+            double f = kagi_ldpc_f_auto_for(qs[k], n, 0);
+            ASSERT_TRUE(prev == 0 || f >= prev);
+            prev = f;
+        }
+    }
+    /* 2 %: 0.0125 x (log2(8192 / 640) - 0.25) = 0.043 over 2^20 bits. */
+    double f = kagi_ldpc_f_auto_for(0.02, 65536, 512);
+    ASSERT_TRUE(f >= kagi_ldpc_f_auto(0.02) + 0.04);
+    kagi_rng r;
+    kagi_rng_seed(&r, 64);
+    kagi_bits *a, *b;
+    (void)make_pair(&r, 4 * 58000, 0.02, &a, &b);
+    kagi_ldpc_code *c;
+    kagi_ldpc_plan *pl;
+    ASSERT_OK(kagi_ldpc_fit(a->n, 0.02, f, 512, 1, 9, &c, &pl));
+    kagi_ldpc_params p = {.qber = 0.02, .f_start = f, .seed = 9};
+    kagi_ldpc_stats st;
+    ASSERT_OK(kagi_ldpc_reconcile_plan(pl, a, b, &p, &st));
+    ASSERT_EQ(kagi_bits_hamming(a->w, b->w, a->n), 0);
+    ASSERT_TRUE(st.messages <= 2 * st.frames);
+    printf("     2 %%, 65,536-bit frames: f_start %.2f, %zu frames, %zu revealed bits\n", f, st.frames,
+           st.revealed_bits);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+    kagi_ldpc_plan_free(pl);
+    kagi_ldpc_code_free(c);
+}
+
 T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_checksums),
        T(base_matrices_follow_the_documented_profiles),
        T(syndrome_matches_the_definition), T(random_keys_reconcile_at_every_rate),
@@ -885,4 +924,5 @@ T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_
        T(failed_runs_leave_the_whole_hard_decision), T(bad_arguments_are_errors),
        T(fit_covers_the_key_and_stats_count_the_corrections),
        T(known_bits_stay_known_whatever_their_checks_say),
-       T(automatic_first_efficiency_shortens_and_decodes))
+       T(automatic_first_efficiency_shortens_and_decodes),
+       T(automatic_efficiency_follows_the_frame_size))
