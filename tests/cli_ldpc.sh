@@ -164,8 +164,12 @@ for r in (ra, rb):
     # messages: setup + syndrome batches + one ask and one reveal per round + end
     assert rc["messages"] == 1 + w["syn_msgs"] + 2 * w["reveal_msgs"] + 1
     assert rc["channel_uses"] == w["reveal_msgs"] == w["bob_untagged"] - 1
-# The final length: the finite-key bound (docs/security.md) with that leak.
+# The plan's QBER: the sample estimate plus one standard deviation
+# (docs/ldpc.md, "In the pipeline").
 n, k, e = ra["reconcile"]["bits"], ra["sample_bits"], ra["sample_errors"]
+q0 = e / k
+assert abs(s["qber"] - min(0.11, max(1e-3, q0 + math.sqrt(q0 * (1 - q0) / k)))) < 1e-12, (s["qber"], q0, k)
+# The final length: the finite-key bound (docs/security.md) with that leak.
 mu = math.sqrt((1 / n + 1 / k) * ((k + 1) / k) * math.log(4 / 1e-10))
 q = e / k + mu
 h = -q * math.log2(q) - (1 - q) * math.log2(1 - q)
