@@ -191,7 +191,7 @@ typedef struct kagi_ldpc_params {
     double f_start;         /* first attempt's efficiency (0: kagi_ldpc_f_auto(qber)) */
     double f_step;          /* each reveal adds f_step n_key h(qber) bits (0: 0.02) */
     unsigned max_rounds;    /* reveals before a frame fails (0: 20) */
-    unsigned iter_first;    /* iterations of the first attempt (0: 60) */
+    unsigned iter_first;    /* iterations of the first attempt (0: 100) */
     unsigned iter_round;    /* iterations after each reveal (0: 40) */
     unsigned threads;       /* frames decoded in parallel (0: 2) */
     int impl;               /* KAGI_LDPC_IMPL_* */

@@ -1045,11 +1045,7 @@ int kagi_ldpc_reconcile_plan(const kagi_ldpc_plan *plan, const kagi_bits *alice,
                   bob->n);
     KAGI__FAIL_IF(alice->n == 0, KAGI_ERR_ARG, "ldpc: empty key");
     kagi_ldpc_params pr = *pin;
-    if (pr.f_step == 0) pr.f_step = 0.02;
-    if (pr.max_rounds == 0) pr.max_rounds = 20;
-    if (pr.iter_first == 0) pr.iter_first = 60;
-    if (pr.iter_round == 0) pr.iter_round = 40;
-    if (pr.threads == 0) pr.threads = 2;
+    kagi__ldpc_params_resolve(&pr);
     KAGI__FAIL_IF(pr.threads > 64, KAGI_ERR_ARG, "ldpc: %u threads", pr.threads);
     KAGI__FAIL_IF(!(pr.f_step > 0 && pr.f_step < 1), KAGI_ERR_ARG, "ldpc: f_step %g", pr.f_step);
     kagi__ldpc_job J = {.plan = plan, .pr = &pr, .ka = alice->w, .out = bob->w, .nkey = alice->n};

@@ -49,8 +49,9 @@ struct kagi_ldpc_plan {
 size_t kagi__frame_diff(const kagi_ldpc_plan *p, const uint64_t *a, const uint64_t *b, size_t off,
                         size_t nb);
 
-/* Defaults of kagi_ldpc_params (f_start 1.2, f_step 0.02, 20 rounds, 60
- * and 40 iterations, 2 threads) filled in where 0. */
+/* Defaults of kagi_ldpc_params (f_step 0.02, 20 rounds, 100 and 40
+ * iterations, 2 threads, z_max 8192) filled in where 0; f_start 0 stays
+ * (automatic: kagi_ldpc_f_auto_for). */
 void kagi__ldpc_params_resolve(kagi_ldpc_params *p);
 
 /* s ^= x rotated by sh (one circulant, z = 64 zw bits): bit r of the
