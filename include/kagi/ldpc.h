@@ -174,8 +174,10 @@ void kagi_ldpc_bob_stats(const kagi_ldpc_bob *b, kagi_ldpc_frame_stats *out) KAG
 /* ---- a whole key ---- */
 
 /* Code and plan for a key of nbits bits at qber and first efficiency
- * f_start: the mother rate of kagi_ldpc_rate_for, frames of at most
- * 128 z_max bits (z_max 0: 8192, ~10^6 bits), and for a key shorter than
+ * f_start: the mother rate kagi_ldpc_rate_for would pick, with the
+ * thresholds of the frame size expected for nbits (higher for short
+ * frames), frames of at most 128 z_max bits (z_max 0: 8192, ~10^6 bits),
+ * and for a key shorter than
  * the frames needed, the smallest lifting factor whose frames still cover
  * the key in as many frames (so a short key is not coded in a frame mostly
  * zero, which would disclose m - p bits for few key bits). Deterministic:
