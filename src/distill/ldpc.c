@@ -18,8 +18,8 @@
 
 /* Node-perspective degree profile of each mother rate (of 128 columns):
  * groups of columns in column order, g[k] = {count, degree}, the counts
- * summing to 128. Chosen by simulation with the min-sum decoder
- * (docs/ldpc.md has the search); thresholds are the default decoder's. */
+ * summing to 128. Chosen by simulation with the default (lambda-min)
+ * decoder, whose thresholds f_thr are (docs/ldpc.md has the search). */
 #define KAGI__LDPC_GROUPS 8
 typedef struct {
     unsigned rate, mb;
