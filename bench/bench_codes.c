@@ -154,12 +154,7 @@ static int adapt(int argc, char **argv)
         int rc = kagi_ldpc_reconcile_plan(pl, x, y, &p, &st);
         if (rc && rc != KAGI_ERR_RECONCILE) return 1;
         size_t bad = 0;
-        for (size_t fr = 0; fr < frames; fr++) {
-            int dif = 0;
-            for (size_t i = fr * pi.n_key; i < (fr + 1) * pi.n_key && !dif; i++)
-                dif = kagi_bits_get(x, i) != kagi_bits_get(y, i);
-            bad += (size_t)dif;
-        }
+        for (size_t fr = 0; fr < frames; fr++) bad += kagi_bits_hamming_at(x->w, y->w, fr * pi.n_key, pi.n_key) != 0;
         double f = (double)st.leak_bits / ((double)n * h2((double)err / (double)n));
         printf("Q %.3f f_start %.3f rate %u p %zu s %zu: f %.4f, iterations %.1f, messages %.2f, "
                "bad %zu/%u\n",

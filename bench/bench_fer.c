@@ -79,13 +79,7 @@ static int ldpc_fer(int argc, char **argv)
             fprintf(stderr, "bench_fer: %s\n", kagi_errdetail());
             return 1;
         }
-        for (size_t f = 0; f < batch; f++) {
-            size_t lo = f * pi.n_key;
-            int differs = 0;
-            for (size_t i = lo; i < lo + pi.n_key && !differs; i++)
-                differs = kagi_bits_get(a, i) != kagi_bits_get(b, i);
-            wrong += differs;
-        }
+        for (size_t f = 0; f < batch; f++) wrong += kagi_bits_hamming_at(a->w, b->w, f * pi.n_key, pi.n_key) != 0;
         failed += st.failed_frames;
         revealed_frames += st.messages - st.frames; /* reveals, one message each */
         iters += st.iterations;

@@ -108,5 +108,27 @@ static void buf_printf_is_never_cut(void)
     kagi_buf_free(&b);
 }
 
-T_MAIN(T(parity_range_matches_bit_loop), T(buf_printf_is_never_cut), T(file_roundtrip_uses_lsb_first_bytes),
+/* kagi_bits_hamming_at against the bit-by-bit count, at offsets and
+ * lengths on and off word boundaries (and a length of 0). */
+static void hamming_at_matches_bit_loop(void)
+{
+    kagi_rng r;
+    kagi_rng_seed(&r, 17);
+    kagi_bits *a = NULL, *b = NULL;
+    size_t e = 0, n = 5000;
+    ASSERT_OK(kagi_bits_bsc_pair(&r, n, 0.1, &a, &b, &e));
+    if (!a || !b) return;
+    const size_t offs[] = {0, 1, 63, 64, 65, 1000, 4999}, lens[] = {0, 1, 63, 64, 65, 129, 3000};
+    for (size_t i = 0; i < 7; i++)
+        for (size_t j = 0; j < 7; j++) {
+            size_t off = offs[i], len = offs[i] + lens[j] <= n ? lens[j] : n - offs[i], want = 0;
+            for (size_t k = off; k < off + len; k++) want += kagi_bits_get(a, k) != kagi_bits_get(b, k);
+            ASSERT_EQ(kagi_bits_hamming_at(a->w, b->w, off, len), want);
+        }
+    ASSERT_EQ(kagi_bits_hamming_at(a->w, b->w, 0, n), e);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+}
+
+T_MAIN(T(parity_range_matches_bit_loop), T(hamming_at_matches_bit_loop), T(buf_printf_is_never_cut), T(file_roundtrip_uses_lsb_first_bytes),
        T(rng_below_is_uniform_enough), T(bsc_pair_counts_its_flips))

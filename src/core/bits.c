@@ -70,6 +70,18 @@ size_t kagi_bits_hamming(const uint64_t *a, const uint64_t *b, size_t n)
     return d;
 }
 
+size_t kagi_bits_hamming_at(const uint64_t *a, const uint64_t *b, size_t off, size_t n)
+{
+    size_t d = 0;
+    while (n) {
+        size_t k = n < 64 ? n : 64;
+        d += (size_t)__builtin_popcountll(kagi__get_bits(a, off, k) ^ kagi__get_bits(b, off, k));
+        off += k;
+        n -= k;
+    }
+    return d;
+}
+
 int kagi_bits_read_file(const char *path, size_t n, kagi_bits **out)
 {
     *out = NULL;

@@ -581,7 +581,7 @@ void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *o)
  * little short of 2^20 bits keep the measured one). */
 static double kagi__thr(unsigned rate, uint32_t z)
 {
-    double h = log2(8192.0 / (z ? z : 64)) - 0.25;
+    double h = log2(8192.0 / z) - 0.25; /* z >= 64 */
     return kagi__profile(rate)->f_thr + (h > 0 ? 0.0125 * h : 0);
 }
 
@@ -902,20 +902,6 @@ void kagi_ldpc_bob_stats(const kagi_ldpc_bob *b, kagi_ldpc_frame_stats *o)
 /* Bits of key range [off, off + nb) that differ between a and b (b may be
  * written by other threads outside the range: only its words are read,
  * under the caller's lock or after the writers are done). */
-size_t kagi__frame_diff(const kagi_ldpc_plan *p, const uint64_t *a, const uint64_t *b, size_t off,
-                        size_t nb)
-{
-    (void)p;
-    size_t d = 0;
-    while (nb) {
-        size_t k = nb < 64 ? nb : 64;
-        d += (size_t)__builtin_popcountll(kagi__get_bits(a, off, k) ^ kagi__get_bits(b, off, k));
-        off += k;
-        nb -= k;
-    }
-    return d;
-}
-
 /* Key bits a plan for rate's code at lifting factor z holds at least
  * (kagi__plan_targets), without building either. */
 static size_t kagi__key_floor(unsigned rate, uint32_t z, double qber, double f)
@@ -1014,7 +1000,7 @@ static void *kagi__ldpc_worker(void *arg)
         }
         pthread_mutex_lock(&J->mu);
         kagi_ldpc_bob_result(B, J->out, off);
-        st.corrected += kagi__frame_diff(p, J->kb, J->out, off, nb);
+        st.corrected += kagi_bits_hamming_at(J->kb, J->out, off, nb);
         pthread_mutex_unlock(&J->mu);
     }
     if (syn) kagi__wipe(syn, KAGI_WORDS(p->m) * 8);

@@ -460,10 +460,9 @@ KAGI__T_AVX2 static inline __attribute__((always_inline)) void kagi__layer_avx2_
         for (uint32_t k = 0; k < dc; k++) {
             __m256i q = q8[k];
             __m256i aq = _mm256_abs_epi8(q);
-            __m256i mag = _mm256_blendv_epi8(s3, s1, _mm256_cmpeq_epi8(aq, m1));
-            if (lmin)
-                mag = _mm256_blendv_epi8(_mm256_blendv_epi8(s3, s2, _mm256_cmpeq_epi8(aq, m2)), s1,
-                                         _mm256_cmpeq_epi8(aq, m1));
+            __m256i mag = s3; /* min-sum: s2 == s3 */
+            if (lmin) mag = _mm256_blendv_epi8(s3, s2, _mm256_cmpeq_epi8(aq, m2));
+            mag = _mm256_blendv_epi8(mag, s1, _mm256_cmpeq_epi8(aq, m1));
             __m256i rn = _mm256_blendv_epi8(mag, _mm256_sub_epi8(zero, mag), _mm256_xor_si256(sg, q));
             __m256i l = _mm256_adds_epi8(q, rn);
             uint32_t p = off[k];

@@ -45,10 +45,6 @@ struct kagi_ldpc_plan {
     int8_t *llr0;       /* n: Bob's starting LLRs (key, 0 punctured, 127 shortened) */
 };
 
-/* Bits of key range [off, off + nb) where a and b differ. */
-size_t kagi__frame_diff(const kagi_ldpc_plan *p, const uint64_t *a, const uint64_t *b, size_t off,
-                        size_t nb);
-
 /* Defaults of kagi_ldpc_params (f_step 0.02, 20 rounds, 100 and 40
  * iterations, 2 threads, z_max 8192) filled in where 0; f_start 0 stays
  * (automatic: kagi_ldpc_f_auto_for). */

@@ -276,7 +276,7 @@ static void *kagi__lw_worker(void *arg)
         pthread_mutex_lock(&J->mu);
         if (drc == KAGI_OK) {
             kagi_ldpc_bob_result(b, J->out, off);
-            J->corrected += kagi__frame_diff(pl, J->kb, J->out, off, nb);
+            J->corrected += kagi_bits_hamming_at(J->kb, J->out, off, nb);
             J->pool[J->npool++] = b;
             J->fb[f] = NULL;
             J->ok[f] = 1;
