@@ -33,8 +33,8 @@ static int getbit(const uint64_t *w, size_t i) { return (int)((w[i >> 6] >> (i &
 static void construction_is_reproducible_from_the_seed(void)
 {
     static const uint64_t golden[NRATES] = {0x628ec33438a866b9ull, 0x0e3dbb26a8a055e6ull,
-                                            0x989c16767ca89c2full, 0x16ad9b5b5be064e4ull,
-                                            0xe53723f9d9a9be48ull, 0x09a7c69d51d7e3cfull};
+                                            0x989c16767ca89c2full, 0x7daf269ce566f993ull,
+                                            0x8f143371bd91665dull, 0x3d4e872f7378328eull};
     for (size_t k = 0; k < NRATES; k++) {
         kagi_ldpc_code *a, *b, *c;
         ASSERT_OK(kagi_ldpc_code_new(&a, rates[k], 256, 1));
@@ -73,8 +73,8 @@ static void construction_is_reproducible_from_the_seed(void)
 static void large_codes_match_their_checksums(void)
 {
     static const uint64_t golden[NRATES] = {0x54963c7355b52cf9ull, 0x18471ca6bd4b6aa4ull,
-                                            0x40a503375cedfbc7ull, 0x7a05cec29a55830aull,
-                                            0x4d74903b50fa0220ull, 0xf10312c27076e03cull};
+                                            0x40a503375cedfbc7ull, 0x7cccef4314ef0dfdull,
+                                            0x0716155a25748d36ull, 0x81444c348dabb2b6ull};
     for (size_t k = 0; k < NRATES; k++) {
         kagi_ldpc_code *c;
         ASSERT_OK(kagi_ldpc_code_new(&c, rates[k], 8192, 1));
@@ -133,6 +133,46 @@ static void base_matrices_follow_the_documented_profiles(void)
     }
 }
 
+/* The degree-2 columns form a forest on the base rows, at every rate and
+ * for several seeds and lifting factors: a cycle of them, lifted, could
+ * close a low-weight codeword with one degree-3 column on the same rows
+ * (docs/ldpc.md, "Degree-2 columns"). Checked by relabelling components
+ * naively: an edge inside one component is a cycle. */
+static void degree_two_columns_form_a_forest(void)
+{
+    for (size_t k = 0; k < NRATES; k++)
+        for (uint64_t seed = 1; seed <= 4; seed++) {
+            kagi_ldpc_code *c;
+            ASSERT_OK(kagi_ldpc_code_new(&c, rates[k], seed & 1 ? 64 : 8192, seed));
+            kagi_ldpc_code_info ci;
+            kagi_ldpc_code_get_info(c, &ci);
+            unsigned cdeg[128] = {0}, first[128], second[128], label[64];
+            for (size_t e = 0; e < ci.circulants; e++) {
+                uint32_t row, col, sh;
+                ASSERT_OK(kagi_ldpc_code_circulant(c, e, &row, &col, &sh));
+                if (cdeg[col] == 0) first[col] = row;
+                else second[col] = row;
+                cdeg[col]++;
+            }
+            for (unsigned i = 0; i < ci.mb; i++) label[i] = i;
+            unsigned twos = 0, cycles = 0;
+            for (unsigned j = 0; j < 128; j++) {
+                if (cdeg[j] != 2) continue;
+                twos++;
+                unsigned a = label[first[j]], b = label[second[j]];
+                if (a == b) {
+                    cycles++;
+                    continue;
+                }
+                for (unsigned i = 0; i < ci.mb; i++)
+                    if (label[i] == b) label[i] = a;
+            }
+            ASSERT_TRUE(twos >= 12);
+            ASSERT_EQ(cycles, 0);
+            kagi_ldpc_code_free(c);
+        }
+}
+
 /* s = H x against the definition: check row*z + r is the xor of bits
  * col*z + (r + shift) % z over the row's circulants, one bit at a time. */
 static void syndrome_matches_the_definition(void)
@@ -172,7 +212,9 @@ static void syndrome_matches_the_definition(void)
 }
 
 /* Every mother rate, at a QBER it handles with its fallback: Bob ends with
- * Alice's key (3 full frames and a short tail). */
+ * Alice's key (3 full frames and a short tail). Frames of 131,072 bits:
+ * at 32,768 (z = 256) a few % of frames stay stuck at rate 0.9 whatever
+ * is revealed (docs/ldpc.md, "Short frames"). */
 static void random_keys_reconcile_at_every_rate(void)
 {
     static const double qs[] = {0.06, 0.045, 0.03, 0.018, 0.012, 0.007};
@@ -180,7 +222,7 @@ static void random_keys_reconcile_at_every_rate(void)
     kagi_rng_seed(&r, 11);
     for (size_t k = 0; k < NRATES; k++) {
         kagi_ldpc_code *c;
-        ASSERT_OK(kagi_ldpc_code_new(&c, rates[k], 256, 1));
+        ASSERT_OK(kagi_ldpc_code_new(&c, rates[k], 1024, 1));
         kagi_ldpc_code_info ci;
         kagi_ldpc_code_get_info(c, &ci);
         kagi_ldpc_params p = {.qber = qs[k], .f_start = 1.25, .seed = 5 + k};
@@ -914,8 +956,53 @@ static void automatic_efficiency_follows_the_frame_size(void)
     kagi_ldpc_code_free(c);
 }
 
+/* Short frames at 1 %: the automatic choice takes rate 0.85 below
+ * z = 1024 and rate 0.9 above. Rate 0.9's frames of z = 256-512 stay
+ * stuck in a few % of cases whatever is revealed (148 of 2,000 at
+ * z = 256, 6 of 400 at 512; rate 0.85: 8 of 2,000 and 0 of 2,000;
+ * docs/ldpc.md, "Short frames"). Ten frames of z = 512 decode to Alice's
+ * key. */
+static void short_frames_at_1_percent_decode(void)
+{
+    kagi_ldpc_code *c;
+    kagi_ldpc_plan *pl;
+    ASSERT_OK(kagi_ldpc_fit(24 * 27000, 0.01, kagi_ldpc_f_auto_for(0.01, 24 * 27000, 256), 256, 1,
+                            9, &c, &pl));
+    kagi_ldpc_code_info ci;
+    kagi_ldpc_code_get_info(c, &ci);
+    ASSERT_EQ(ci.rate_pct, 85);
+    ASSERT_TRUE(ci.z <= 256);
+    kagi_ldpc_plan_free(pl);
+    kagi_ldpc_code_free(c);
+    ASSERT_OK(kagi_ldpc_fit(10000000, 0.01, kagi_ldpc_f_auto(0.01), 8192, 1, 9, &c, &pl));
+    kagi_ldpc_code_get_info(c, &ci);
+    ASSERT_EQ(ci.rate_pct, 90);
+    kagi_ldpc_plan_free(pl);
+    kagi_ldpc_code_free(c);
+
+    size_t n = 10 * 55000;
+    double f = kagi_ldpc_f_auto_for(0.01, n, 512);
+    kagi_rng r;
+    kagi_rng_seed(&r, 65);
+    kagi_bits *a, *b;
+    (void)make_pair(&r, n, 0.01, &a, &b);
+    ASSERT_OK(kagi_ldpc_fit(n, 0.01, f, 512, 1, 9, &c, &pl));
+    kagi_ldpc_params p = {.qber = 0.01, .f_start = f, .seed = 9};
+    kagi_ldpc_stats st;
+    ASSERT_OK(kagi_ldpc_reconcile_plan(pl, a, b, &p, &st));
+    ASSERT_EQ(st.rate_pct, 85);
+    ASSERT_EQ(st.failed_frames, 0);
+    ASSERT_EQ(kagi_bits_hamming(a->w, b->w, n), 0);
+    printf("     1 %%, frames of z %u: rate %u, f_start %.3f, f %.3f, %zu frames\n", st.z, st.rate_pct, f,
+           st.efficiency, st.frames);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+    kagi_ldpc_plan_free(pl);
+    kagi_ldpc_code_free(c);
+}
+
 T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_checksums),
-       T(base_matrices_follow_the_documented_profiles),
+       T(base_matrices_follow_the_documented_profiles), T(degree_two_columns_form_a_forest),
        T(syndrome_matches_the_definition), T(random_keys_reconcile_at_every_rate),
        T(million_bit_frame_at_2_percent_stays_below_f_1_26),
        T(leak_is_syndrome_minus_punctured_plus_revealed),
@@ -925,4 +1012,4 @@ T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_
        T(fit_covers_the_key_and_stats_count_the_corrections),
        T(known_bits_stay_known_whatever_their_checks_say),
        T(automatic_first_efficiency_shortens_and_decodes),
-       T(automatic_efficiency_follows_the_frame_size))
+       T(automatic_efficiency_follows_the_frame_size), T(short_frames_at_1_percent_decode))

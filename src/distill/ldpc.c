@@ -25,15 +25,19 @@ typedef struct {
     unsigned rate, mb;
     unsigned g[KAGI__LDPC_GROUPS][2];
     double f_thr; /* lowest f where all test frames decoded (docs/ldpc.md) */
+    uint32_t z_min; /* smallest lifting factor the automatic choice takes it at */
 } kagi__ldpc_profile;
 
 static const kagi__ldpc_profile kagi__profiles[] = {
-    {50, 64, {{14, 16}, {84, 3}, {30, 2}}, 1.09},
-    {60, 51, {{20, 14}, {81, 3}, {27, 2}}, 1.09},
-    {70, 38, {{22, 13}, {86, 3}, {20, 2}}, 1.10},
-    {80, 26, {{24, 13}, {10, 6}, {74, 3}, {20, 2}}, 1.11},
-    {85, 19, {{26, 13}, {10, 6}, {76, 3}, {16, 2}}, 1.12},
-    {90, 13, {{28, 12}, {12, 6}, {76, 3}, {12, 2}}, 1.15},
+    {50, 64, {{14, 16}, {84, 3}, {30, 2}}, 1.09, 64},
+    {60, 51, {{20, 14}, {81, 3}, {27, 2}}, 1.09, 64},
+    {70, 38, {{22, 13}, {86, 3}, {20, 2}}, 1.10, 64},
+    {80, 26, {{24, 13}, {10, 6}, {74, 3}, {20, 2}}, 1.11, 64},
+    {85, 19, {{26, 13}, {10, 6}, {76, 3}, {16, 2}}, 1.12, 64},
+    /* Below z = 1024 rate 0.9's 50-column rows force hundreds of
+     * 6-cycles and a few % of frames stay stuck (docs/ldpc.md, "Short
+     * frames"): short frames at ~1 % take rate 0.85 instead. */
+    {90, 13, {{28, 12}, {12, 6}, {76, 3}, {12, 2}}, 1.15, 1024},
 };
 
 #ifdef KAGI_LDPC_PROFILE_SEARCH
@@ -161,6 +165,13 @@ static uint32_t kagi__lift_pick(const kagi__lift *L, kagi_rng *r, uint8_t mask)
     return L->z;
 }
 
+/* Root of row i's component (path halving). */
+static uint32_t kagi__root(uint32_t *comp, uint32_t i)
+{
+    while (comp[i] != i) i = comp[i] = comp[comp[i]];
+    return i;
+}
+
 static uint64_t kagi__fnv(uint64_t h, uint32_t v)
 {
     for (int b = 0; b < 4; b++) {
@@ -186,9 +197,10 @@ int kagi_ldpc_code_new(kagi_ldpc_code **out, unsigned rate_pct, uint32_t z, uint
     L.cn = calloc(nb, sizeof *L.cn);
     L.forb = malloc(z);
     uint32_t *deg = calloc(mb, sizeof *deg), *key = malloc(mb * sizeof *key);
+    uint32_t *comp = malloc(mb * sizeof *comp);
     kagi_ldpc_code *c = calloc(1, sizeof *c);
     int rc = KAGI_OK;
-    if (!L.S || !L.rl || !L.cl || !L.rn || !L.cn || !L.forb || !deg || !key || !c) {
+    if (!L.S || !L.rl || !L.cl || !L.rn || !L.cn || !L.forb || !deg || !key || !comp || !c) {
         rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: code of %u x %u blocks", mb, nb);
         goto done;
     }
@@ -198,24 +210,38 @@ int kagi_ldpc_code_new(kagi_ldpc_code **out, unsigned rate_pct, uint32_t z, uint
 
     /* 1. The base matrix, column by column, degrees from the profile's
      * groups in order; each column takes the rows of least degree so far,
-     * ties broken by a fresh random 32-bit key per row. */
+     * ties broken by a fresh random 32-bit key per row. A degree-2
+     * column's second row must lie in another component of the graph the
+     * degree-2 columns so far make on the rows (union-find in comp[]):
+     * they form a forest, whose lift is a forest too. A cycle of them
+     * together with a degree-3 column on the same rows made codewords of
+     * weight ~11 that the decoder converged to at 1 % (docs/ldpc.md). */
+    for (uint32_t i = 0; i < mb; i++) comp[i] = i;
     for (uint32_t j = 0; j < nb; j++) {
-        uint32_t d = kagi__col_degree(pf, j);
+        uint32_t d = kagi__col_degree(pf, j), first = mb, last = mb;
         if (d < 2 || d > mb) {
             rc = kagi__err(KAGI_ERR_ARG, "ldpc: base column %u of degree %u in %u rows", j, d, mb);
             goto done;
         }
         for (uint32_t i = 0; i < mb; i++) key[i] = (uint32_t)kagi_rng_next(&r);
         for (uint32_t t = 0; t < d; t++) {
-            uint32_t best = mb;
+            uint32_t best = mb, root = first < mb ? kagi__root(comp, first) : mb;
             for (uint32_t i = 0; i < mb; i++) {
                 if (L.S[(size_t)i * nb + j] != -1) continue;
+                if (d == 2 && t == 1 && kagi__root(comp, i) == root) continue;
                 if (best == mb || deg[i] < deg[best] || (deg[i] == deg[best] && key[i] < key[best]))
                     best = i;
             }
+            if (best == mb) {
+                rc = kagi__err(KAGI_ERR_ARG, "ldpc: %u rows hold no forest of the degree-2 columns", mb);
+                goto done;
+            }
             L.S[(size_t)best * nb + j] = -2;
             deg[best]++;
+            if (t == 0) first = best;
+            last = best;
         }
+        if (d == 2) comp[kagi__root(comp, first)] = kagi__root(comp, last);
     }
     /* 2. Shifts, column by column and top to bottom: a uniform choice among
      * the shifts closing no 4- or 6-cycle with the circulants placed so
@@ -305,6 +331,7 @@ done:
     free(L.forb);
     free(deg);
     free(key);
+    free(comp);
     if (rc) kagi_ldpc_code_free(c);
     else *out = c;
     return rc;
@@ -599,6 +626,7 @@ static unsigned kagi__rate_pick(double qber, double f, uint32_t z, int *shortene
     unsigned pick = 50, punct = 0, shorten = 0;
     for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
         const kagi__ldpc_profile *pf = kagi__profile(rates[i]);
+        if (z < pf->z_min) continue;
         double R0 = 1 - (double)pf->mb / KAGI_LDPC_NB;
         /* Fraction of the frame that must be punctured or shortened. */
         double frac = R0 <= R ? (R - R0) / R : (R0 - R) / (1 - R);
