@@ -1001,6 +1001,47 @@ static void short_frames_at_1_percent_decode(void)
     kagi_ldpc_code_free(c);
 }
 
+/* kagi_ldpc_fit hands out copies of codes it built before: each equals a
+ * fresh construction circulant by circulant, and each is the caller's
+ * own (freeing one leaves the next intact; ASan would see a shared one). */
+static void fit_reuses_codes_as_copies(void)
+{
+    kagi_ldpc_code *fresh, *c[3];
+    kagi_ldpc_plan *pl[3];
+    for (int k = 0; k < 3; k++) ASSERT_OK(kagi_ldpc_fit(300000, 0.02, 1.2, 1024, 4, 1, &c[k], &pl[k]));
+    kagi_ldpc_code_info fi, ci;
+    kagi_ldpc_code_get_info(c[0], &ci);
+    ASSERT_OK(kagi_ldpc_code_new(&fresh, ci.rate_pct, ci.z, 4));
+    kagi_ldpc_code_get_info(fresh, &fi);
+    kagi_ldpc_plan_free(pl[0]);
+    kagi_ldpc_code_free(c[0]);
+    for (int k = 1; k < 3; k++) {
+        kagi_ldpc_code_get_info(c[k], &ci);
+        ASSERT_EQ(ci.checksum, fi.checksum);
+        ASSERT_EQ(ci.circulants, fi.circulants);
+        size_t diff = 0;
+        for (size_t e = 0; e < fi.circulants; e++) {
+            uint32_t r1, c1, s1, r2, c2, s2;
+            ASSERT_OK(kagi_ldpc_code_circulant(c[k], e, &r1, &c1, &s1));
+            ASSERT_OK(kagi_ldpc_code_circulant(fresh, e, &r2, &c2, &s2));
+            diff += r1 != r2 || c1 != c2 || s1 != s2;
+        }
+        ASSERT_EQ(diff, 0);
+        /* the copy still computes syndromes like the fresh code */
+        uint64_t *x = calloc(fi.n / 64, 8), *s1 = calloc(fi.m / 64, 8), *s2 = calloc(fi.m / 64, 8);
+        for (size_t w = 0; w < fi.n / 64; w++) x[w] = 0x9e3779b97f4a7c15ull * (w + 1);
+        kagi_ldpc_syndrome(c[k], x, s1);
+        kagi_ldpc_syndrome(fresh, x, s2);
+        ASSERT_TRUE(memcmp(s1, s2, fi.m / 8) == 0);
+        free(x);
+        free(s1);
+        free(s2);
+        kagi_ldpc_plan_free(pl[k]);
+        kagi_ldpc_code_free(c[k]);
+    }
+    kagi_ldpc_code_free(fresh);
+}
+
 T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_checksums),
        T(base_matrices_follow_the_documented_profiles), T(degree_two_columns_form_a_forest),
        T(syndrome_matches_the_definition), T(random_keys_reconcile_at_every_rate),
@@ -1012,4 +1053,5 @@ T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_
        T(fit_covers_the_key_and_stats_count_the_corrections),
        T(known_bits_stay_known_whatever_their_checks_say),
        T(automatic_first_efficiency_shortens_and_decodes),
-       T(automatic_efficiency_follows_the_frame_size), T(short_frames_at_1_percent_decode))
+       T(automatic_efficiency_follows_the_frame_size), T(short_frames_at_1_percent_decode),
+       T(fit_reuses_codes_as_copies))

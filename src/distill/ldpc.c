@@ -337,6 +337,75 @@ done:
     return rc;
 }
 
+/* A copy of code t: the same circulants in fresh arrays, owned by the
+ * caller. */
+static int kagi__code_copy(kagi_ldpc_code **out, const kagi_ldpc_code *t)
+{
+    *out = NULL;
+    kagi_ldpc_code *c = malloc(sizeof *c);
+    if (!c) return kagi__err(KAGI_ERR_NOMEM, "ldpc: code copy");
+    *c = *t;
+    size_t ne = t->ncirc, rb = (t->mb + 1) * sizeof *c->row_ptr, cb = (t->nb + 1) * sizeof *c->col_ptr,
+           eb = ne * sizeof *c->col;
+    c->row_ptr = malloc(rb);
+    c->col = malloc(eb);
+    c->shift = malloc(eb);
+    c->erow = malloc(eb);
+    c->col_ptr = malloc(cb);
+    c->col_edge = malloc(eb);
+    if (!c->row_ptr || !c->col || !c->shift || !c->erow || !c->col_ptr || !c->col_edge) {
+        kagi_ldpc_code_free(c);
+        return kagi__err(KAGI_ERR_NOMEM, "ldpc: code copy of %zu circulants", ne);
+    }
+    memcpy(c->row_ptr, t->row_ptr, rb);
+    memcpy(c->col, t->col, eb);
+    memcpy(c->shift, t->shift, eb);
+    memcpy(c->erow, t->erow, eb);
+    memcpy(c->col_ptr, t->col_ptr, cb);
+    memcpy(c->col_edge, t->col_edge, eb);
+    *out = c;
+    return KAGI_OK;
+}
+
+/* Codes kagi_ldpc_fit built before, by (rate, z, seed): a 10^6-bit code
+ * takes 25-35 ms to lift (the girth conditioning over z shifts per
+ * circulant) and a few us to copy, and a stream of blocks at a steady
+ * QBER asks for the same code each time, on both sides. Eight entries,
+ * the oldest replaced; the templates live until the process ends (a few
+ * kB each: only the base matrix). kagi_ldpc_code_new itself always
+ * constructs, so the tests of the construction see no cache. */
+enum { KAGI__CODE_CACHE = 8 };
+static struct {
+    pthread_mutex_t mu;
+    kagi_ldpc_code *t[KAGI__CODE_CACHE];
+    unsigned next;
+} kagi__codes = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int kagi__code_cached(kagi_ldpc_code **out, unsigned rate, uint32_t z, uint64_t seed)
+{
+    /* Built under the lock: the two parties of one process fit the same
+     * code at the same moment, and the second then copies the first's
+     * instead of lifting it again (another code's fit waits meanwhile). */
+    pthread_mutex_lock(&kagi__codes.mu);
+    int rc = KAGI_OK, hit = 0;
+    for (unsigned i = 0; i < KAGI__CODE_CACHE && !hit; i++) {
+        const kagi_ldpc_code *t = kagi__codes.t[i];
+        if (t && t->rate_pct == rate && t->z == z && t->seed == seed) {
+            rc = kagi__code_copy(out, t);
+            hit = 1;
+        }
+    }
+    kagi_ldpc_code *t = NULL;
+    if (!hit) rc = kagi_ldpc_code_new(out, rate, z, seed);
+    if (!hit && !rc && kagi__code_copy(&t, *out) == KAGI_OK) {
+        unsigned i = kagi__codes.next++ % KAGI__CODE_CACHE;
+        kagi_ldpc_code_free(kagi__codes.t[i]);
+        kagi__codes.t[i] = t;
+    }
+    pthread_mutex_unlock(&kagi__codes.mu);
+    return rc;
+}
+
 void kagi_ldpc_code_get_info(const kagi_ldpc_code *c, kagi_ldpc_code_info *o)
 {
     *o = (kagi_ldpc_code_info){.n = c->n, .m = c->m, .z = c->z, .nb = c->nb, .mb = c->mb,
@@ -963,7 +1032,7 @@ int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uin
     while (z < z_max && kagi__key_floor(rate, z, qber, f_start) * frames < nbits) z += 64;
     kagi_ldpc_code *c = NULL;
     kagi_ldpc_plan *pl = NULL;
-    KAGI__TRY(kagi_ldpc_code_new(&c, rate, z, code_seed));
+    KAGI__TRY(kagi__code_cached(&c, rate, z, code_seed));
     int rc = kagi_ldpc_plan_new(&pl, c, qber, f_start, plan_seed);
     if (rc) {
         kagi_ldpc_code_free(c);
