@@ -24,7 +24,7 @@
 
 typedef struct kagi_ldpc_code kagi_ldpc_code;
 
-/* Build the code of mother rate rate_pct/100 (50, 60, 70, 80, 85 or 90) with
+/* Build the code of mother rate rate_pct/100 (50, 60, 70, 75, 80, 85 or 90) with
  * lifting factor z (64..65536, a multiple of 64) from seed. The same
  * arguments give the same code on every machine (docs/ldpc.md; its
  * checksum is in the info). *out is freed with kagi_ldpc_code_free. */
@@ -108,7 +108,7 @@ typedef struct kagi_ldpc_plan_info {
 } kagi_ldpc_plan_info;
 void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *out) KAGI_NONNULL(1, 2);
 
-/* Mother rate (50, 60, 70, 80, 85 or 90) to adapt for qber at efficiency
+/* Mother rate (50, 60, 70, 75, 80, 85 or 90) to adapt for qber at efficiency
  * f, for frames of 2^20 bits: the lowest rate above the target when
  * shortening it takes at most a quarter of the frame and f is at least
  * that code's measured threshold (docs/ldpc.md); else the highest rate

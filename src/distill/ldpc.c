@@ -32,6 +32,7 @@ static const kagi__ldpc_profile kagi__profiles[] = {
     {50, 64, {{14, 16}, {84, 3}, {30, 2}}, 1.09, 64},
     {60, 51, {{20, 14}, {81, 3}, {27, 2}}, 1.09, 64},
     {70, 38, {{22, 13}, {86, 3}, {20, 2}}, 1.10, 64},
+    {75, 32, {{25, 14}, {83, 3}, {20, 2}}, 1.09, 64},
     {80, 26, {{24, 13}, {10, 6}, {74, 3}, {20, 2}}, 1.11, 64},
     {85, 19, {{26, 13}, {10, 6}, {76, 3}, {16, 2}}, 1.12, 64},
     /* Below z = 1024 rate 0.9's 50-column rows force hundreds of
@@ -185,7 +186,7 @@ int kagi_ldpc_code_new(kagi_ldpc_code **out, unsigned rate_pct, uint32_t z, uint
 {
     *out = NULL;
     const kagi__ldpc_profile *pf = kagi__profile(rate_pct);
-    KAGI__FAIL_IF(!pf, KAGI_ERR_ARG, "ldpc: rate %u%% is not one of 50, 60, 70, 80, 85, 90", rate_pct);
+    KAGI__FAIL_IF(!pf, KAGI_ERR_ARG, "ldpc: rate %u%% is not one of 50, 60, 70, 75, 80, 85, 90", rate_pct);
     KAGI__FAIL_IF(z < 64 || z > 65536 || z % 64, KAGI_ERR_ARG,
                   "ldpc: lifting factor %u is not a multiple of 64 in [64, 65536]", z);
     const uint32_t nb = KAGI_LDPC_NB, mb = pf->mb;
@@ -687,7 +688,7 @@ static double kagi__thr(unsigned rate, uint32_t z)
  * punctured otherwise (1 when neither). */
 static unsigned kagi__rate_pick(double qber, double f, uint32_t z, int *shortened, double *punct_frac)
 {
-    static const unsigned rates[] = {50, 60, 70, 80, 85, 90};
+    static const unsigned rates[] = {50, 60, 70, 75, 80, 85, 90};
     *shortened = 0;
     *punct_frac = 1;
     if (!(qber > 0 && qber < 0.5)) return 50;
