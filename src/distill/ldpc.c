@@ -40,6 +40,7 @@ static const kagi__ldpc_profile kagi__profiles[] = {
      * frames"): short frames at ~1 % take rate 0.85 instead. */
     {90, 13, {{28, 12}, {12, 6}, {76, 3}, {12, 2}}, 1.15, 1024},
 };
+#define KAGI__NPROFILES (sizeof kagi__profiles / sizeof kagi__profiles[0])
 
 #ifdef KAGI_LDPC_PROFILE_SEARCH
 /* Profile search only (bench/bench_codes.c; never in a normal build, where
@@ -70,7 +71,7 @@ static const kagi__ldpc_profile *kagi__profile(unsigned rate)
     kagi__override_read();
     if (kagi__override.rate == rate) return &kagi__override;
 #endif
-    for (size_t i = 0; i < sizeof kagi__profiles / sizeof kagi__profiles[0]; i++)
+    for (size_t i = 0; i < KAGI__NPROFILES; i++)
         if (kagi__profiles[i].rate == rate) return &kagi__profiles[i];
     return NULL;
 }
@@ -186,7 +187,13 @@ int kagi_ldpc_code_new(kagi_ldpc_code **out, unsigned rate_pct, uint32_t z, uint
 {
     *out = NULL;
     const kagi__ldpc_profile *pf = kagi__profile(rate_pct);
-    KAGI__FAIL_IF(!pf, KAGI_ERR_ARG, "ldpc: rate %u%% is not one of 50, 60, 70, 75, 80, 85, 90", rate_pct);
+    if (!pf) {
+        char list[64];
+        size_t o = 0;
+        for (size_t i = 0; i < KAGI__NPROFILES && o < sizeof list; i++)
+            o += (size_t)snprintf(list + o, sizeof list - o, "%s%u", i ? ", " : "", kagi__profiles[i].rate);
+        return kagi__err(KAGI_ERR_ARG, "ldpc: rate %u%% is not one of %s", rate_pct, list);
+    }
     KAGI__FAIL_IF(z < 64 || z > 65536 || z % 64, KAGI_ERR_ARG,
                   "ldpc: lifting factor %u is not a multiple of 64 in [64, 65536]", z);
     const uint32_t nb = KAGI_LDPC_NB, mb = pf->mb;
@@ -388,17 +395,17 @@ static int kagi__code_cached(kagi_ldpc_code **out, unsigned rate, uint32_t z, ui
      * code at the same moment, and the second then copies the first's
      * instead of lifting it again (another code's fit waits meanwhile). */
     pthread_mutex_lock(&kagi__codes.mu);
-    int rc = KAGI_OK, hit = 0;
-    for (unsigned i = 0; i < KAGI__CODE_CACHE && !hit; i++) {
+    for (unsigned i = 0; i < KAGI__CODE_CACHE; i++) {
         const kagi_ldpc_code *t = kagi__codes.t[i];
         if (t && t->rate_pct == rate && t->z == z && t->seed == seed) {
-            rc = kagi__code_copy(out, t);
-            hit = 1;
+            int rc = kagi__code_copy(out, t);
+            pthread_mutex_unlock(&kagi__codes.mu);
+            return rc;
         }
     }
-    kagi_ldpc_code *t = NULL;
-    if (!hit) rc = kagi_ldpc_code_new(out, rate, z, seed);
-    if (!hit && !rc && kagi__code_copy(&t, *out) == KAGI_OK) {
+    int rc = kagi_ldpc_code_new(out, rate, z, seed);
+    kagi_ldpc_code *t;
+    if (!rc && kagi__code_copy(&t, *out) == KAGI_OK) { /* no room: just not cached */
         unsigned i = kagi__codes.next++ % KAGI__CODE_CACHE;
         kagi_ldpc_code_free(kagi__codes.t[i]);
         kagi__codes.t[i] = t;
@@ -688,21 +695,23 @@ static double kagi__thr(unsigned rate, uint32_t z)
  * punctured otherwise (1 when neither). */
 static unsigned kagi__rate_pick(double qber, double f, uint32_t z, int *shortened, double *punct_frac)
 {
-    static const unsigned rates[] = {50, 60, 70, 75, 80, 85, 90};
     *shortened = 0;
     *punct_frac = 1;
     if (!(qber > 0 && qber < 0.5)) return 50;
     double R = 1 - f * kagi__h2(qber), best = 1e9, pfrac = 1;
     unsigned pick = 50, punct = 0, shorten = 0;
-    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
-        const kagi__ldpc_profile *pf = kagi__profile(rates[i]);
+    /* The table's rates, in increasing order (the profile hook may
+     * replace one's profile, hence the lookup). */
+    for (size_t i = 0; i < KAGI__NPROFILES; i++) {
+        const unsigned rate = kagi__profiles[i].rate;
+        const kagi__ldpc_profile *pf = kagi__profile(rate);
         if (z < pf->z_min) continue;
         double R0 = 1 - (double)pf->mb / KAGI_LDPC_NB;
         /* Fraction of the frame that must be punctured or shortened. */
         double frac = R0 <= R ? (R - R0) / R : (R0 - R) / (1 - R);
         if (frac < best) {
             best = frac;
-            pick = rates[i];
+            pick = rate;
         }
         /* Shortening loses less of a code's threshold than puncturing
          * (0.02-0.03 against 0.04-0.06 in f, docs/ldpc.md): take the lowest
@@ -710,7 +719,7 @@ static unsigned kagi__rate_pick(double qber, double f, uint32_t z, int *shortene
          * f is not below that code's threshold (a key bit revealed by the
          * fallback costs a whole bit for h(Q) of information, so starting
          * below it ends worse). */
-        if (!shorten && R0 >= R && frac <= 0.25 && f >= kagi__thr(rates[i], z)) shorten = rates[i];
+        if (!shorten && R0 >= R && frac <= 0.25 && f >= kagi__thr(rate, z)) shorten = rate;
         /* Puncturing leaves bits to reveal for the fallback: else take the
          * highest rate below R if it needs at most 0.4 m punctured bits
          * (plans find about 0.5 m positions with a check of their own)
@@ -720,8 +729,8 @@ static unsigned kagi__rate_pick(double qber, double f, uint32_t z, int *shortene
          * and f 1.08 chose rate 0.85 with 1 % punctured, below its
          * threshold even once they were revealed, and whole blocks failed. */
         if (R0 <= R && (R - R0) / R <= 0.4 * (1 - R0) &&
-            (1 - R0) / kagi__h2(qber) >= kagi__thr(rates[i], z) + 0.05) {
-            punct = rates[i];
+            (1 - R0) / kagi__h2(qber) >= kagi__thr(rate, z) + 0.05) {
+            punct = rate;
             pfrac = (R - R0) / R;
         }
     }

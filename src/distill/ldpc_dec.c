@@ -275,13 +275,13 @@ int kagi_ldpc_decoder_fix(kagi_ldpc_decoder *d, size_t v, int flip)
 
 static inline int kagi__sat8(int x) { return x > 127 ? 127 : x < -128 ? -128 : x; }
 
-/* ln(1 + e^-x) in the posteriors' unit (4.5 per nat: the channel's 6 per
- * nat times the 3/4 start scaling), for x = 0..15 units; 0 beyond. The
- * correction terms of the exact two-input check rule (boxplus). */
 /* The lambda-min magnitudes are scaled by 15/16: three inputs leave out
  * the rest of a check's edges (up to ~50 at rate 0.9), each of which would
  * lower the exact value. */
 #define KAGI__LMIN_BETA 15
+/* ln(1 + e^-x) in the posteriors' unit (4.5 per nat: the channel's 6 per
+ * nat times the 3/4 start scaling), for x = 0..15 units; 0 beyond. The
+ * correction terms of the exact two-input check rule (boxplus). */
 static const int8_t kagi__lmin_g[16] = {3, 3, 2, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
 
 /* |a [+] b| for magnitudes a, b in [0, 127]: min(a, b) + g(a + b) -
