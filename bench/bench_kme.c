@@ -282,7 +282,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: bench_kme [--connections N] [--threads M] [--seconds S] [--workers W]\n"
-               "                 [--commit-interval-us U] [--kagi PATH]\n"
+               "                 [--commit-interval-us U|auto] [--kagi PATH]\n"
                "                 [--port P --pki DIR [--pid SERVER_PID] [--slave ID] [--expect STATUS]]\n"
                "KAGI_BENCH_KEEP=1 keeps the temporary folder (the KME's log) for a look.\n");
         return 0;
@@ -291,7 +291,11 @@ int main(int argc, char **argv)
     int nthr = atoi(arg(argc, argv, "--threads", "2"));
     double secs = atof(arg(argc, argv, "--seconds", "5"));
     int kworkers = atoi(arg(argc, argv, "--workers", "1"));
-    int interval = atoi(arg(argc, argv, "--commit-interval-us", "0"));
+    const char *interval = arg(argc, argv, "--commit-interval-us", "auto"); /* the KME's default */
+    if (strcmp(interval, "auto") && strspn(interval, "0123456789") != strlen(interval)) {
+        fprintf(stderr, "bench_kme: --commit-interval-us takes a whole number of microseconds or auto, not '%s'\n", interval);
+        return 2;
+    }
     const char *kagi = arg(argc, argv, "--kagi", "build/kagi");
     const char *pki = arg(argc, argv, "--pki", NULL);
     port = atoi(arg(argc, argv, "--port", "0"));
@@ -336,7 +340,7 @@ int main(int argc, char **argv)
         fprintf(f, "kme_id = KME_A\nlisten = 127.0.0.1:0\ncert = %s/KME_A.pem\nkey = %s/KME_A.key\n"
                    "client_ca = %s/ca.pem\nstore = %s/kme.db\nstore_key = %s/store.key\n"
                    "ready_file = %s/ready\nlog = %s/kme.log\nlog_level = info\nworkers = %d\n"
-                   "commit_interval_us = %d\nmax_key_count = 10000000\nmax_connections = 4096\n"
+                   "commit_interval_us = %s\nmax_key_count = 10000000\nmax_connections = 4096\n"
                    "sae = SAE_A\nsae = SAE_B\n[link loop]\npeer = KME_A\nsource = dir\ndir = %s/spool\n"
                    "poll_ms = 20\n",
                 dir, dir, dir, dir, dir, dir, dir, kworkers, interval, dir);

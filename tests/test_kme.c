@@ -49,6 +49,8 @@ static void test_config_parses_the_documented_keys(void)
     ASSERT_EQ(c->max_sae_id_count, 3);
     ASSERT_EQ(c->body_limit, 65536);
     ASSERT_EQ(c->timeout_s, 10);
+    ASSERT_EQ(c->commit_interval_us, 0); /* paced by the fsync time */
+    ASSERT_EQ(c->commit_pacing, 1);
     ASSERT_EQ(c->n_saes, 2);
     ASSERT_TRUE(!strcmp(c->saes[0].kme, "KME_A")); /* no @: this KME */
     ASSERT_TRUE(!strcmp(c->saes[1].kme, "KME_B"));
@@ -109,6 +111,27 @@ static void test_config_routes_and_peer_addresses(void)
     ASSERT_EQ(c->links[1].peer_port, 8443);
     ASSERT_TRUE(c->links[0].peer_host[0] == '\0'); /* loopback: no peer */
     kagi_kme_config_free(c);
+}
+
+/* commit_interval_us: "auto" (the default) paces commits by the fsync
+ * time; a number is a fixed window and turns pacing off. */
+static void test_config_commit_interval(void)
+{
+    const char *vals[] = {"500", "0", "auto"};
+    const unsigned want_us[] = {500, 0, 0};
+    const int want_pace[] = {0, 0, 1};
+    for (int i = 0; i < 3; i++) {
+        char buf[2048];
+        snprintf(buf, sizeof buf, "commit_interval_us = %s\n%s", vals[i], good_cfg);
+        kagi_kme_config *c = NULL;
+        ASSERT_OK(kagi_kme_config_parse(buf, strlen(buf), "k.conf", &c));
+        if (!c) return;
+        ASSERT_EQ(c->commit_interval_us, want_us[i]);
+        ASSERT_EQ(c->commit_pacing, want_pace[i]);
+        kagi_kme_config_free(c);
+    }
+    expect_cfg_error_around("commit_interval_us = fast\n", "", "k.conf:1: commit_interval_us: 'fast' is not a whole number");
+    expect_cfg_error_around("commit_interval_us = 2000000\n", "", "2000000 is outside 0..1000000");
 }
 
 static void test_config_errors_name_file_line_and_key(void)
@@ -474,6 +497,7 @@ static void test_pki_makes_a_ca_and_leaf_certificates(void)
 }
 
 T_MAIN(T(test_config_parses_the_documented_keys), T(test_config_routes_and_peer_addresses),
+       T(test_config_commit_interval),
        T(test_config_errors_name_file_line_and_key),
        T(test_http_parses_one_request_and_keeps_the_next), T(test_http_refuses_what_is_outside_the_subset),
        T(test_etsi_requests_parse_to_their_fields), T(test_etsi_errors_are_exact),

@@ -37,7 +37,7 @@ static void setup(void)
 static uint8_t akey[KAGI_STORE_KEY_BYTES];
 static kagi_store_opts opts32 = {.unit_bytes = 32};
 
-static kagi_store *open_fresh(const char *name, uint32_t *link)
+static kagi_store *open_fresh_with(const char *name, uint32_t *link, const kagi_store_opts *o)
 {
     char p[512];
     mkpath(p, sizeof p, name);
@@ -48,9 +48,14 @@ static kagi_store *open_fresh(const char *name, uint32_t *link)
     snprintf(w, sizeof w, "%s-shm", p);
     unlink(w);
     kagi_store *s = NULL;
-    ASSERT_OK(kagi_store_open(&s, p, akey, &opts32));
+    ASSERT_OK(kagi_store_open(&s, p, akey, o));
     if (s && link) ASSERT_OK(kagi_store_link(s, "loop", link));
     return s;
+}
+
+static kagi_store *open_fresh(const char *name, uint32_t *link)
+{
+    return open_fresh_with(name, link, &opts32);
 }
 
 static void fill(uint8_t *b, size_t n, unsigned seed)
@@ -604,11 +609,13 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void test_group_commit_batches_concurrent_requests(void)
+static void group_commit_run(int pace)
 {
     setup();
     uint32_t link = 0;
-    kagi_store *s = open_fresh("gc.db", &link);
+    kagi_store_opts o = opts32;
+    o.pace_fsyncs = pace;
+    kagi_store *s = open_fresh_with(pace ? "gc-paced.db" : "gc.db", &link, &o);
     if (!s) return;
     static uint8_t blk[8 * 200 * 32];
     for (size_t i = 0; i < sizeof blk; i += 32) fill(blk + i, 32, (unsigned)(i / 32));
@@ -650,6 +657,31 @@ static void test_group_commit_batches_concurrent_requests(void)
         }
     kagi__idmap_free(&m);
     kagi_store_close(s);
+}
+
+static void test_group_commit_batches_concurrent_requests(void)
+{
+    group_commit_run(0);
+}
+
+/* The same with commit pacing (the KME's default): batches held back by
+   the fsync time still give every unit to exactly one request. */
+static void test_paced_group_commit_batches_concurrent_requests(void)
+{
+    group_commit_run(1);
+}
+
+/* The pacing rule: twice the mean fsync time, at most 2 ms, or the fixed
+   interval if longer; nothing without either. */
+static void test_commit_gap_rule(void)
+{
+    ASSERT_NEAR(kagi__commit_gap(0, 0, 0.004), 0, 0);
+    ASSERT_NEAR(kagi__commit_gap(500, 0, 0.004), 500e-6, 1e-12);
+    ASSERT_NEAR(kagi__commit_gap(0, 1, 0.0003), 0.0006, 1e-12);
+    ASSERT_NEAR(kagi__commit_gap(0, 1, 0.004), 0.002, 1e-12);
+    ASSERT_NEAR(kagi__commit_gap(1000, 1, 0.0003), 0.001, 1e-12);
+    ASSERT_NEAR(kagi__commit_gap(300, 1, 0.0003), 0.0006, 1e-12);
+    ASSERT_NEAR(kagi__commit_gap(0, 1, 0), 0, 0);
 }
 
 static void test_idmap_insert_delete(void)
@@ -841,6 +873,8 @@ int main(int argc, char **argv)
         T(test_wrong_at_rest_key_is_refused),
         T(test_tampered_rows_are_detected),
         T(test_group_commit_batches_concurrent_requests),
+        T(test_paced_group_commit_batches_concurrent_requests),
+        T(test_commit_gap_rule),
         T(test_idmap_insert_delete),
         T(test_uuid_parse_and_format),
         T(test_directory_device_ingests_and_removes_files),

@@ -78,6 +78,7 @@ typedef struct kagi_kme_config {
     unsigned max_connections;
     unsigned workers;                 /* event-loop threads */
     unsigned commit_interval_us;      /* group commit window (kagi_store_opts) */
+    int commit_pacing;                /* "auto": kagi_store_opts.pace_fsyncs */
     unsigned pending_ttl_s;
     kagi_kme_sae_cfg *saes;
     size_t n_saes;

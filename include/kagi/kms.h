@@ -54,6 +54,9 @@ typedef struct kagi_store_opts {
     unsigned commit_interval_us;/* least time between two commits' starts (0: commit
                                    as soon as the previous one is done); requests
                                    arriving meanwhile join the next batch */
+    int pace_fsyncs;            /* nonzero: commits also start at least twice the
+                                   recent mean WAL fsync time apart (at most 2 ms),
+                                   so the disk flushes at most half the time */
     unsigned max_batch;         /* operations per transaction at most (0: 1024) */
     unsigned pending_ttl_s;     /* issued keys no slave fetched within this time are
                                    wiped (0: kept until fetched) */

@@ -210,7 +210,14 @@ static int kagi__top_key(const kagi__cfgctx *x, kagi_kme_config *c, const char *
     if (!strcmp(k, "timeout")) return kagi__u(x, v, 1, 3600, &c->timeout_s);
     if (!strcmp(k, "max_connections")) return kagi__u(x, v, 1, 100000, &c->max_connections);
     if (!strcmp(k, "workers")) return kagi__u(x, v, 1, 64, &c->workers);
-    if (!strcmp(k, "commit_interval_us")) return kagi__u(x, v, 0, 1000000, &c->commit_interval_us);
+    if (!strcmp(k, "commit_interval_us")) {
+        c->commit_pacing = !strcmp(v, "auto");
+        if (c->commit_pacing) {
+            c->commit_interval_us = 0;
+            return KAGI_OK;
+        }
+        return kagi__u(x, v, 0, 1000000, &c->commit_interval_us);
+    }
     if (!strcmp(k, "pending_ttl")) return kagi__u(x, v, 0, 100u * 365 * 86400, &c->pending_ttl_s);
     if (!strcmp(k, "sae")) {
         kagi_kme_sae_cfg s = {{0}, {0}};
@@ -342,6 +349,7 @@ int kagi_kme_config_parse(const char *text, size_t len, const char *name, kagi_k
     c->max_connections = 1024;
     c->workers = 1;
     c->commit_interval_us = 0;
+    c->commit_pacing = 1; /* "auto" */
     c->pending_ttl_s = 86400;
     kagi__cfgctx x = {name, 0, NULL};
     kagi_kme_link_cfg *cur = NULL;

@@ -1322,6 +1322,7 @@ int kagi_kme_run(const kagi_kme_config *c)
     int e = kagi_store_key_read(c->store_key, akey);
     if (!e) {
         kagi_store_opts so = {.unit_bytes = c->key_size / 8, .commit_interval_us = c->commit_interval_us,
+                              .pace_fsyncs = c->commit_pacing,
                               .pending_ttl_s = c->pending_ttl_s};
         e = kagi_store_open(&k.store, c->store, akey, &so);
     }
