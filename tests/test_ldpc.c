@@ -744,6 +744,66 @@ static void bad_arguments_are_errors(void)
     ASSERT_EQ(kagi_ldpc_rate_for(0.02, 1.11), 80);
 }
 
+/* A key shorter than its frames hold: the plan carries exactly the key's
+ * bits, punctures p = m - f k h of the rest (the leak per key bit is then f h,
+ * not m / k h) and shortens the others; the key still reconciles to
+ * Alice's. Rates 0.8-0.9 below z = 768 keep the rest shortened (their
+ * frames stuck more often when filled, docs/ldpc.md). */
+static void fit_fills_frames_the_key_does_not(void)
+{
+    const double q = 0.05, f = 1.19;
+    const size_t nbits = 30000;
+    kagi_ldpc_code *c;
+    kagi_ldpc_plan *pl;
+    ASSERT_OK(kagi_ldpc_fit(nbits, q, f, 0, 1, 3, &c, &pl));
+    kagi_ldpc_code_info ci;
+    kagi_ldpc_plan_info pi;
+    kagi_ldpc_code_get_info(c, &ci);
+    kagi_ldpc_plan_get_info(pl, &pi);
+    ASSERT_TRUE(ci.rate_pct <= 75);
+    ASSERT_EQ(pi.n_key, nbits);
+    ASSERT_EQ(pi.n_key + pi.punctured + pi.shortened, pi.n);
+    ASSERT_EQ(pi.leak_syndrome, pi.m - pi.punctured);
+    /* p from the formula at the plan's f (f_start or the puncture margin
+       above it), and that f far below m / (k h) of the unfilled frame */
+    double H = kagi_h2(q), want_p = (double)pi.m - pi.f_target * (double)nbits * H;
+    ASSERT_NEAR((double)pi.punctured, want_p, 1.0);
+    ASSERT_TRUE(pi.f_target >= f && pi.f_target < f + 0.08);
+    ASSERT_NEAR(pi.f_plan, pi.f_target, 1e-4);
+    ASSERT_TRUE((double)pi.m / ((double)nbits * H) > pi.f_plan + 0.15);
+    kagi_rng r;
+    kagi_rng_seed(&r, 31);
+    kagi_bits *a, *b;
+    size_t e = make_pair(&r, nbits, q, &a, &b);
+    kagi_ldpc_params p = {.qber = q, .f_start = f, .seed = 3};
+    kagi_ldpc_stats st;
+    ASSERT_OK(kagi_ldpc_reconcile_plan(pl, a, b, &p, &st));
+    ASSERT_EQ(kagi_bits_hamming(a->w, b->w, nbits), 0);
+    ASSERT_EQ(st.corrected, e);
+    ASSERT_EQ(st.frames, 1);
+    ASSERT_EQ(st.leak_bits, pi.leak_syndrome + st.revealed_bits);
+    kagi_bits_free(a);
+    kagi_bits_free(b);
+    kagi_ldpc_plan_free(pl);
+    kagi_ldpc_code_free(c);
+    /* rate 0.85 at z below 768: the bits left over stay shortened, as the
+       plan of the whole frame has them */
+    ASSERT_OK(kagi_ldpc_fit(nbits, 0.02, 1.20, 0, 1, 3, &c, &pl));
+    kagi_ldpc_code_get_info(c, &ci);
+    kagi_ldpc_plan_get_info(pl, &pi);
+    ASSERT_TRUE(ci.rate_pct >= 80 && ci.z < 768);
+    kagi_ldpc_plan *whole;
+    ASSERT_OK(kagi_ldpc_plan_new(&whole, c, 0.02, 1.20, 3));
+    kagi_ldpc_plan_info wi;
+    kagi_ldpc_plan_get_info(whole, &wi);
+    ASSERT_EQ(pi.n_key, wi.n_key);
+    ASSERT_EQ(pi.punctured, wi.punctured);
+    ASSERT_TRUE(pi.n_key > nbits);
+    kagi_ldpc_plan_free(whole);
+    kagi_ldpc_plan_free(pl);
+    kagi_ldpc_code_free(c);
+}
+
 /* kagi_ldpc_fit: frames cover the key, a short key gets a short frame,
  * the same arguments give the same code and plan; the stats count the
  * errors corrected (the pair's flips are the oracle) and the iterations. */
@@ -1057,7 +1117,7 @@ T_MAIN(T(construction_is_reproducible_from_the_seed), T(large_codes_match_their_
        T(puncturing_and_shortening_keep_the_counts), T(undecodable_frames_are_reported),
        T(avx2_and_scalar_decoders_agree_bit_for_bit), T(lambda_min_matches_the_naive_rule),
        T(failed_runs_leave_the_whole_hard_decision), T(bad_arguments_are_errors),
-       T(fit_covers_the_key_and_stats_count_the_corrections),
+       T(fit_covers_the_key_and_stats_count_the_corrections), T(fit_fills_frames_the_key_does_not),
        T(known_bits_stay_known_whatever_their_checks_say),
        T(automatic_first_efficiency_shortens_and_decodes),
        T(automatic_efficiency_follows_the_frame_size), T(short_frames_at_1_percent_decode),

@@ -180,7 +180,11 @@ void kagi_ldpc_bob_stats(const kagi_ldpc_bob *b, kagi_ldpc_frame_stats *out) KAG
  * and for a key shorter than
  * the frames needed, the smallest lifting factor whose frames still cover
  * the key in as many frames (so a short key is not coded in a frame mostly
- * zero, which would disclose m - p bits for few key bits). Deterministic:
+ * zero, which would disclose m - p bits for few key bits). The key is
+ * spread evenly over the frames and the plan holds exactly each frame's
+ * share, the room left punctured (leak f h per key bit) and shortened;
+ * rates 0.8-0.9 below z = 768 keep that room shortened (docs/ldpc.md,
+ * "Keys that do not fill their frames"). Deterministic:
  * both parties get the same code and plan from the same arguments. *code
  * and *plan are freed by the caller (plan first). */
 int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uint64_t code_seed,

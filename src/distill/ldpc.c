@@ -534,14 +534,28 @@ static int kagi__plan_args(double qber, double f_target)
     return KAGI_OK;
 }
 
-int kagi_ldpc_plan_new(kagi_ldpc_plan **out, const kagi_ldpc_code *c, double qber, double f_target,
-                       uint64_t seed)
+/* A plan; key_bits 0: as many key bits as f_target gives (kagi_ldpc_plan_new),
+ * else exactly key_bits, with p = m - f k h punctured (none if that is
+ * negative: the leak per key bit is then m / k h, above what f_target
+ * asks) and the rest of the frame shortened; key_bits + p above n falls
+ * back to the first kind. A key that does not fill its frames
+ * (kagi_ldpc_fit) then leaks f h per key bit instead of the whole m - p. */
+static int kagi__plan_build(kagi_ldpc_plan **out, const kagi_ldpc_code *c, double qber, double f_target,
+                            uint64_t seed, size_t key_bits)
 {
     *out = NULL;
     KAGI__TRY(kagi__plan_args(qber, f_target));
     const size_t n = c->n, m = c->m;
     size_t want_p, want_s;
     kagi__plan_targets(n, m, qber, f_target, &want_p, &want_s);
+    double kp = (double)m - f_target * (double)key_bits * kagi__h2(qber);
+    size_t key_p = kp > 0 ? (size_t)llround(kp) : 0;
+    if (key_bits && key_p <= m && key_bits + key_p <= n) {
+        want_p = key_p;
+        want_s = 0; /* set below, from the punctured count reached */
+    } else {
+        key_bits = 0;
+    }
     kagi_ldpc_plan *p = calloc(1, sizeof *p);
     uint32_t *order = malloc(n * sizeof *order);
     uint8_t *cnt = calloc(m, 1), *owned = calloc(m, 1);
@@ -607,9 +621,13 @@ int kagi_ldpc_plan_new(kagi_ldpc_plan **out, const kagi_ldpc_code *c, double qbe
         p->kind[v] = KAGI__LDPC_PUNCT;
         p->reveal[np++] = (uint32_t)v;
     }
-    /* Shorten the first want_s positions of the order (p is 0 then). */
+    /* Shorten the first want_s positions of the order not punctured (p is
+       0 then, unless the key length is given: then whatever p reached, the
+       rest of the frame beyond key_bits). */
+    if (key_bits) want_s = n - key_bits - np;
     size_t ns = 0;
     for (size_t t = 0; t < n && ns < want_s; t++) {
+        if (p->kind[order[t]] != KAGI__LDPC_KEY) continue;
         p->kind[order[t]] = KAGI__LDPC_SHORT;
         ns++;
     }
@@ -666,6 +684,12 @@ done:
     if (rc) kagi_ldpc_plan_free(p);
     else *out = p;
     return rc;
+}
+
+int kagi_ldpc_plan_new(kagi_ldpc_plan **out, const kagi_ldpc_code *c, double qber, double f_target,
+                       uint64_t seed)
+{
+    return kagi__plan_build(out, c, qber, f_target, seed, 0);
 }
 
 void kagi_ldpc_plan_get_info(const kagi_ldpc_plan *p, kagi_ldpc_plan_info *o)
@@ -1019,6 +1043,11 @@ static size_t kagi__key_floor(unsigned rate, uint32_t z, double qber, double f)
     return n - wp - ws;
 }
 
+/* Smallest lifting factor at which kagi_ldpc_fit fills a frame of rate
+ * 0.8-0.9 with fewer key bits than it holds by puncturing (docs/ldpc.md,
+ * "Keys that do not fill their frames"). */
+#define KAGI__FILL_Z_MIN 768
+
 int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uint64_t code_seed,
                   uint64_t plan_seed, kagi_ldpc_code **code, kagi_ldpc_plan **plan)
 {
@@ -1043,7 +1072,24 @@ int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uin
     kagi_ldpc_code *c = NULL;
     kagi_ldpc_plan *pl = NULL;
     KAGI__TRY(kagi__code_cached(&c, rate, z, code_seed));
-    int rc = kagi_ldpc_plan_new(&pl, c, qber, f_start, plan_seed);
+    /* The key spread evenly over the frames, each planned for its share:
+     * frames at z hold up to kagi__key_floor key bits each, and the bits
+     * left over would otherwise be shortened while the whole m - p leaks
+     * (a 30,000-bit key at 2 % leaked 1.43 h per bit instead of 1.22).
+     * Filling the frame punctures it, so f is raised to the margin
+     * kagi_ldpc_f_auto keeps for punctured frames: the threshold + 0.02 +
+     * the fraction punctured. The dense codes (rates 0.8-0.9) below z =
+     * KAGI__FILL_Z_MIN then stayed stuck in 1 frame of 300-3000 at 1-3 %
+     * (none before): there the bits left over stay shortened. */
+    size_t share = rate <= 75 || z >= KAGI__FILL_Z_MIN ? (nbits + frames - 1) / frames : 0;
+    double f_plan = f_start, H = kagi__h2(qber), n = (double)KAGI_LDPC_NB * z,
+           m = (double)kagi__profile(rate)->mb * z;
+    for (int pass = 0; share && pass < 2; pass++) {
+        double punct = m - f_plan * (double)share * H;
+        double need = kagi__thr(rate, z) + 0.02 + (punct > 0 ? punct / n : 0);
+        if (punct > 0 && f_plan < need) f_plan = need > 2.0 ? 2.0 : need;
+    }
+    int rc = kagi__plan_build(&pl, c, qber, f_plan, plan_seed, share);
     if (rc) {
         kagi_ldpc_code_free(c);
         return rc;
