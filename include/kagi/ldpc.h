@@ -157,7 +157,9 @@ int kagi_ldpc_bob_frame(kagi_ldpc_bob *b, const uint64_t *key, size_t off, size_
 /* Decode with up to max_iter more iterations: KAGI_OK when the syndrome
  * is met, KAGI_ERR_RECONCILE if not (ask for a reveal and call again). */
 int kagi_ldpc_bob_decode(kagi_ldpc_bob *b, unsigned max_iter) KAGI_NODISCARD KAGI_NONNULL(1);
-/* Take the values of the next count bits of the reveal order. */
+/* Take the values of the next count bits of the reveal order. From the
+ * 5th reveal of a frame on, the next decode starts afresh from the
+ * channel and the bits known so far (docs/ldpc.md). */
 void kagi_ldpc_bob_reveal(kagi_ldpc_bob *b, size_t count, const uint64_t *vals) KAGI_NONNULL(1, 3);
 /* After a successful decode: write the corrected key bits back to key. */
 void kagi_ldpc_bob_result(kagi_ldpc_bob *b, uint64_t *key, size_t off) KAGI_NONNULL(1, 2);
@@ -182,9 +184,8 @@ void kagi_ldpc_bob_stats(const kagi_ldpc_bob *b, kagi_ldpc_frame_stats *out) KAG
  * the key in as many frames (so a short key is not coded in a frame mostly
  * zero, which would disclose m - p bits for few key bits). The key is
  * spread evenly over the frames and the plan holds exactly each frame's
- * share, the room left punctured (leak f h per key bit) and shortened;
- * rates 0.8-0.9 below z = 768 keep that room shortened (docs/ldpc.md,
- * "Keys that do not fill their frames"). Deterministic:
+ * share, the room left punctured (leak f h per key bit) and shortened
+ * (docs/ldpc.md, "Keys that do not fill their frames"). Deterministic:
  * both parties get the same code and plan from the same arguments. *code
  * and *plan are freed by the caller (plan first). */
 int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uint64_t code_seed,

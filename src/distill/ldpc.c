@@ -919,6 +919,8 @@ size_t kagi_ldpc_alice_reveal(kagi_ldpc_alice *a, size_t count, uint64_t *vals)
 
 /* ------------------------------------------------------------------ Bob */
 
+#define KAGI__LDPC_RESTART 5 /* reveal round from which Bob's decoder restarts */
+
 struct kagi_ldpc_bob {
     const kagi_ldpc_plan *p;
     kagi_ldpc_decoder *d;
@@ -1008,7 +1010,12 @@ void kagi_ldpc_bob_reveal(kagi_ldpc_bob *b, size_t count, const uint64_t *vals)
         if (wrong) kagi__flip_checks(b->p->c, b->se, v);
         b->revealed++;
     }
-    b->rounds++;
+    /* From KAGI__LDPC_RESTART on the decoder starts afresh from the
+     * channel and the bits known so far: a frame still failing by then has
+     * usually wandered off (thousands of unsatisfied checks, however many
+     * bits are revealed), and from its own messages it does not come back
+     * (docs/ldpc.md, "Keys that do not fill their frames"). */
+    if (++b->rounds >= KAGI__LDPC_RESTART) kagi_ldpc_decoder_start(b->d, b->llr, b->se);
 }
 
 void kagi_ldpc_bob_result(kagi_ldpc_bob *b, uint64_t *key, size_t off)
@@ -1043,11 +1050,6 @@ static size_t kagi__key_floor(unsigned rate, uint32_t z, double qber, double f)
     return n - wp - ws;
 }
 
-/* Smallest lifting factor at which kagi_ldpc_fit fills a frame of rate
- * 0.8-0.9 with fewer key bits than it holds by puncturing (docs/ldpc.md,
- * "Keys that do not fill their frames"). */
-#define KAGI__FILL_Z_MIN 768
-
 int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uint64_t code_seed,
                   uint64_t plan_seed, kagi_ldpc_code **code, kagi_ldpc_plan **plan)
 {
@@ -1075,21 +1077,9 @@ int kagi_ldpc_fit(size_t nbits, double qber, double f_start, uint32_t z_max, uin
     /* The key spread evenly over the frames, each planned for its share:
      * frames at z hold up to kagi__key_floor key bits each, and the bits
      * left over would otherwise be shortened while the whole m - p leaks
-     * (a 30,000-bit key at 2 % leaked 1.43 h per bit instead of 1.22).
-     * Filling the frame punctures it, so f is raised to the margin
-     * kagi_ldpc_f_auto keeps for punctured frames: the threshold + 0.02 +
-     * the fraction punctured. The dense codes (rates 0.8-0.9) below z =
-     * KAGI__FILL_Z_MIN then stayed stuck in 1 frame of 300-3000 at 1-3 %
-     * (none before): there the bits left over stay shortened. */
-    size_t share = rate <= 75 || z >= KAGI__FILL_Z_MIN ? (nbits + frames - 1) / frames : 0;
-    double f_plan = f_start, H = kagi__h2(qber), n = (double)KAGI_LDPC_NB * z,
-           m = (double)kagi__profile(rate)->mb * z;
-    for (int pass = 0; share && pass < 2; pass++) {
-        double punct = m - f_plan * (double)share * H;
-        double need = kagi__thr(rate, z) + 0.02 + (punct > 0 ? punct / n : 0);
-        if (punct > 0 && f_plan < need) f_plan = need > 2.0 ? 2.0 : need;
-    }
-    int rc = kagi__plan_build(&pl, c, qber, f_plan, plan_seed, share);
+     * (a 30,000-bit key at 5 % leaked 1.41 h per bit instead of 1.18). */
+    size_t share = (nbits + frames - 1) / frames;
+    int rc = kagi__plan_build(&pl, c, qber, f_start, plan_seed, share);
     if (rc) {
         kagi_ldpc_code_free(c);
         return rc;
