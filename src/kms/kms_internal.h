@@ -53,11 +53,11 @@ int kagi__idmap_init(kagi__idmap *m, size_t cap_hint) KAGI_NODISCARD;
 void kagi__idmap_free(kagi__idmap *m);
 int kagi__idmap_put(kagi__idmap *m, const uint8_t id[KAGI_KEY_ID_BYTES], int64_t val) KAGI_NODISCARD;
 int64_t kagi__idmap_get(const kagi__idmap *m, const uint8_t id[KAGI_KEY_ID_BYTES]);
+int kagi__idmap_del(kagi__idmap *m, const uint8_t id[KAGI_KEY_ID_BYTES]);
 
 /* The key store's least time between two commits' starts, s: the fixed
  * interval, or with pacing twice the mean fsync time (at most 2 ms),
  * whichever is longer. */
 double kagi__commit_gap(unsigned interval_us, int pace, double fsync_avg);
-int kagi__idmap_del(kagi__idmap *m, const uint8_t id[KAGI_KEY_ID_BYTES]);
 
 #endif
