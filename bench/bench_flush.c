@@ -10,19 +10,13 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include "internal.h" /* kagi__now */
 
 typedef struct {
     double until;
@@ -33,9 +27,9 @@ typedef struct {
 static void *spin(void *arg)
 {
     spin_t *s = arg;
-    double last = now();
+    double last = kagi__now();
     for (;;) {
-        double t = now();
+        double t = kagi__now();
         if (t - last > 1e-3) {
             s->stalls++;
             s->stalled += t - last;
@@ -69,34 +63,34 @@ int main(int argc, char **argv)
     /* 0: back to back; then a least gap between fsync starts */
     const double gaps[] = {0, 500e-6, 700e-6, 1000e-6};
     for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
-        spin_t s = {.until = now() + secs};
+        spin_t s = {.until = kagi__now() + secs};
         pthread_t th;
         if (pthread_create(&th, NULL, spin, &s) != 0) return 1;
         long n = 0;
         off_t off = 0;
-        double fs = 0, t0 = now(), next = t0;
-        while (now() < s.until) {
-            double t = now();
+        double fs = 0, t0 = kagi__now(), next = t0;
+        while (kagi__now() < s.until) {
+            double t = kagi__now();
             if (t < next) {
                 struct timespec ts = {0, (long)((next - t) * 1e9)};
                 nanosleep(&ts, NULL);
             }
-            next = now() + gaps[g];
+            next = kagi__now() + gaps[g];
             if (pwrite(fd, buf, sizeof buf, off) != (ssize_t)sizeof buf) {
                 fprintf(stderr, "bench_flush: write failed\n");
                 return 1;
             }
             off = off + (off_t)sizeof buf > (64 << 20) ? 0 : off + (off_t)sizeof buf;
-            double a = now();
+            double a = kagi__now();
             if (fdatasync(fd) != 0) {
                 fprintf(stderr, "bench_flush: fdatasync failed\n");
                 return 1;
             }
-            fs += now() - a;
+            fs += kagi__now() - a;
             n++;
         }
         pthread_join(th, NULL);
-        double el = now() - t0;
+        double el = kagi__now() - t0;
         char label[32];
         if (gaps[g] == 0) snprintf(label, sizeof label, "back to back");
         else snprintf(label, sizeof label, "starts >= %.0f us apart", gaps[g] * 1e6);

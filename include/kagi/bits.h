@@ -62,7 +62,8 @@ static inline int kagi_parity_range(const uint64_t *w, size_t lo, size_t hi)
 /* Number of positions where a and b differ in their first n bits. */
 size_t kagi_bits_hamming(const uint64_t *a, const uint64_t *b, size_t n);
 /* The same over bits [off, off + n), 64 at a time (a frame of a longer
- * key, say). */
+ * key, say). Reads only the words holding that range, so other threads
+ * may write b's bits outside it meanwhile. */
 size_t kagi_bits_hamming_at(const uint64_t *a, const uint64_t *b, size_t off, size_t n);
 
 /* Read the first n bits of a bit file. Fails with KAGI_ERR_SHORT when the

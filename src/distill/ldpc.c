@@ -548,13 +548,15 @@ static int kagi__plan_build(kagi_ldpc_plan **out, const kagi_ldpc_code *c, doubl
     const size_t n = c->n, m = c->m;
     size_t want_p, want_s;
     kagi__plan_targets(n, m, qber, f_target, &want_p, &want_s);
-    double kp = (double)m - f_target * (double)key_bits * kagi__h2(qber);
-    size_t key_p = kp > 0 ? (size_t)llround(kp) : 0;
-    if (key_bits && key_p <= m && key_bits + key_p <= n) {
-        want_p = key_p;
-        want_s = 0; /* set below, from the punctured count reached */
-    } else {
-        key_bits = 0;
+    if (key_bits) {
+        double kp = (double)m - f_target * (double)key_bits * kagi__h2(qber); /* <= m */
+        size_t key_p = kp > 0 ? (size_t)llround(kp) : 0;
+        if (key_bits + key_p <= n) {
+            want_p = key_p;
+            want_s = 0; /* set below, from the punctured count reached */
+        } else {
+            key_bits = 0;
+        }
     }
     kagi_ldpc_plan *p = calloc(1, sizeof *p);
     uint32_t *order = malloc(n * sizeof *order);
@@ -621,9 +623,9 @@ static int kagi__plan_build(kagi_ldpc_plan **out, const kagi_ldpc_code *c, doubl
         p->kind[v] = KAGI__LDPC_PUNCT;
         p->reveal[np++] = (uint32_t)v;
     }
-    /* Shorten the first want_s positions of the order not punctured (p is
-       0 then, unless the key length is given: then whatever p reached, the
-       rest of the frame beyond key_bits). */
+    /* Shorten the first want_s unpunctured positions of the order: without
+       key_bits p is 0 then; with it, all but key_bits of what the
+       puncturing left (whatever p it reached). */
     if (key_bits) want_s = n - key_bits - np;
     size_t ns = 0;
     for (size_t t = 0; t < n && ns < want_s; t++) {
@@ -1037,9 +1039,6 @@ void kagi_ldpc_bob_stats(const kagi_ldpc_bob *b, kagi_ldpc_frame_stats *o)
 
 /* --------------------------------------------------------- whole keys */
 
-/* Bits of key range [off, off + nb) that differ between a and b (b may be
- * written by other threads outside the range: only its words are read,
- * under the caller's lock or after the writers are done). */
 /* Key bits a plan for rate's code at lifting factor z holds at least
  * (kagi__plan_targets), without building either. */
 static size_t kagi__key_floor(unsigned rate, uint32_t z, double qber, double f)
