@@ -102,6 +102,37 @@ assert 1.0 < r["efficiency"] < 1.6, r
 assert r["iterations_mean"] > 0 and r["iterations_max"] >= r["iterations_mean"], r
 assert r["messages"] >= r["frames"] and r["frame_key_bits"] * r["frames"] >= r["bits"], r
 PY
+# --ldpc-f F: the plan aims at F, so with no reveal the leak over n h(QBER
+# corrected) is F up to the estimate's error, and the key is still Alice's;
+# a higher F decodes in fewer iterations. Bad values are refused.
+"$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --method ldpc --ldpc-f 1.6 --out "$T/bf" --json > "$T/rf.json"
+check "reconcile --ldpc-f 1.6 exits 0" test $? -eq 0
+check "reconcile --ldpc-f 1.6: corrected key equals Alice's" cmp -s "$T/bf" "$T/a"
+check "reconcile --ldpc-f 1.6: f near 1.6, fewer iterations than auto" python3 - "$T/rf.json" "$T/rc.json" <<'PY'
+import json, math, sys
+r, auto = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+h = lambda p: -p * math.log2(p) - (1 - p) * math.log2(1 - p)
+# the plan's f is relative to the estimated QBER; recompute it from the leak
+f_est = r["leak_bits"] / (r["bits"] * h(r["qber_estimate"]))
+assert r["revealed_bits"] == 0 and abs(f_est - 1.6) < 0.03, (f_est, r)
+assert r["iterations_mean"] < auto["iterations_mean"], (r, auto)
+assert r["efficiency"] > auto["efficiency"] + 0.2, (r, auto)
+PY
+expect_fail "reconcile: --ldpc-f above 2 refused" 2 "ldpc-f: must lie in \(1, 2\], got 2.5" "" -- "$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --method ldpc --ldpc-f 2.5
+expect_fail "reconcile: --ldpc-f not a number" 2 "ldpc-f: 'fast' is not a number" "" -- "$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --method ldpc --ldpc-f fast
+expect_fail "reconcile: --ldpc-f without ldpc refused" 2 "ldpc-f goes with --method ldpc" "" -- "$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --ldpc-f 1.5
+expect_fail "distill: --ldpc-f without ldpc refused" 2 "ldpc-f goes with --method ldpc" "$T/kf" -- "$kagi" distill --alice "$T/a" --bob "$T/b" --bits $n --ldpc-f 1.5 --out-alice "$T/kf" --out-bob "$T/kfb"
+"$kagi" distill --alice "$T/a" --bob "$T/b" --bits $n --method ldpc --ldpc-f auto --out-alice "$T/kfa" --out-bob "$T/kfb" --json > "$T/dfa.json"
+"$kagi" distill --alice "$T/a" --bob "$T/b" --bits $n --method ldpc --ldpc-f 1.5 --out-alice "$T/kf" --out-bob "$T/kfb" --json > "$T/df.json"
+check "distill --ldpc-f 1.5: final keys are identical" cmp -s "$T/kf" "$T/kfb"
+check "distill --ldpc-f 1.5: more leak, less final key than auto" python3 - "$T/df.json" "$T/dfa.json" <<'PY'
+import json, sys
+r, a = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert r["reconcile"]["failed_frames"] == 0 and r["verify"]["ok"] is True
+assert r["reconcile"]["leak_bits"] > a["reconcile"]["leak_bits"], (r, a)
+assert 0 < r["final_bits"] < a["final_bits"], (r["final_bits"], a["final_bits"])
+PY
+
 # Too noisy for the plan (told 2%, really 7%): frames fail after the
 # reveals, exit 3, no corrected key written.
 expect_fail "reconcile ldpc: undecodable frames fail, nothing written" 3 "could not be decoded.*nothing written" "$T/b7c" -- "$kagi" reconcile --alice "$T/a7" --bob "$T/b7" --bits $n --method ldpc --qber 0.02 --out "$T/b7c"

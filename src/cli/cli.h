@@ -57,6 +57,10 @@ int kagi_cli_usage_error(const kagi_cli_cmd *cmd, const char *fmt, ...)
 int kagi_cli_range(const kagi_cli_cmd *cmd, const char *opt, double lo, int lo_incl, double hi,
                    int hi_incl, double *out);
 
+/* --ldpc-f auto|F of reconcile and distill into *f: 0 (automatic, also
+ * when absent) or F in (1, 2]; a usage error without --method ldpc. */
+int kagi_cli_ldpc_f(const kagi_cli_cmd *cmd, int ldpc, double *f);
+
 /* The fibre-link options (KAGI_CLI_LINK_OPTS) into l, over its defaults;
  * p_x_below_1 refuses --p-x 1 (finite keys need a test basis). The decoy
  * ordering mu1 > mu2 + mu3, mu2 > mu3 is checked apart, where it applies. */

@@ -25,6 +25,9 @@ static kagi_cli_opt kagi__opts[] = {
     {"sample-bits", "K", "bits disclosed for estimation (default ~7 N^(2/3))", 0, NULL},
     {"method", "NAME", "reconciliation: cascade (default) or ldpc (one syndrome message per "
                        "batch of frames, blind reveals; docs/ldpc.md)", 0, NULL},
+    {"ldpc-f", "auto|F", "with --method ldpc: the efficiency the code is chosen for, auto (the "
+                         "most efficient start that decodes at once) or F in (1, 2]: higher is "
+                         "faster and leaks more (docs/ldpc.md)", 0, NULL},
     {"role", "alice|bob", "run one party only, over TCP", 0, NULL},
     {"listen", "HOST:PORT", "with --role: wait for the peer here", 0, NULL},
     {"connect", "HOST:PORT", "with --role: connect to the peer here", 0, NULL},
@@ -127,7 +130,7 @@ static int kagi__method(kagi_cli_cmd *cmd, kagi_distill_params *p)
     if (!m || strcmp(m, "cascade") == 0) p->method = KAGI_RECONCILE_CASCADE;
     else if (strcmp(m, "ldpc") == 0) p->method = KAGI_RECONCILE_LDPC;
     else return kagi_cli_usage_error(cmd, "--method: unknown method '%s' (known: cascade, ldpc)", m);
-    return KAGI_EXIT_OK;
+    return kagi_cli_ldpc_f(cmd, p->method == KAGI_RECONCILE_LDPC, &p->ldpc.f_start);
 }
 
 static int kagi__params(kagi_cli_cmd *cmd, kagi_distill_params *p, size_t *n)

@@ -158,6 +158,16 @@ int kagi_cli_double_from(const kagi_cli_cmd *cmd, const char *opt, double lo, do
     return kagi__double(cmd, opt, lo, 1, hi, out);
 }
 
+int kagi_cli_ldpc_f(const kagi_cli_cmd *cmd, int ldpc, double *f)
+{
+    const char *s = kagi_cli_get(cmd, "ldpc-f");
+    *f = 0;
+    if (!s) return KAGI_EXIT_OK;
+    if (!ldpc) return kagi_cli_usage_error(cmd, "--ldpc-f goes with --method ldpc");
+    if (strcmp(s, "auto") == 0) return KAGI_EXIT_OK;
+    return kagi_cli_range(cmd, "ldpc-f", 1, 0, 2, 1, f);
+}
+
 int kagi_cli_fail(const kagi_cli_cmd *cmd, int rc)
 {
     const char *d = kagi_errdetail();

@@ -42,8 +42,20 @@ struct kagi_ldpc_plan {
      * at frame positions [pos, pos + len). */
     size_t nruns;
     uint32_t *run_pos, *run_kidx, *run_len;
+    /* The same map word by word: kmask[w] marks the key positions of frame
+     * word w, kpre[w] is the key index of its first one (n / 64 each). */
+    uint64_t *kmask;
+    uint32_t *kpre;
     int8_t *llr0;       /* n: Bob's starting LLRs (key, 0 punctured, 127 shortened) */
 };
+
+/* Key bits [0, nbits) of a frame, at key offset off, between the key and
+ * the frame: dir 0 writes the whole frame (ckey -> frame, zero off the key
+ * positions), dir 1 writes key bits [off, off + nbits) (frame -> key, the
+ * key's other bits kept). words: 1 word by word with BMI2's pdep/pext
+ * (returns -1 if this CPU has no BMI2), 0 run by run (any CPU). */
+int kagi__ldpc_move_key(const kagi_ldpc_plan *p, uint64_t *frame, uint64_t *key,
+                        const uint64_t *ckey, size_t off, size_t nbits, int dir, int words);
 
 /* Defaults of kagi_ldpc_params (f_step 0.02, 20 rounds, 100 and 40
  * iterations, 2 threads, z_max 8192) filled in where 0; f_start 0 stays
