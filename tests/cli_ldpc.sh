@@ -133,6 +133,22 @@ assert r["reconcile"]["leak_bits"] > a["reconcile"]["leak_bits"], (r, a)
 assert 0 < r["final_bits"] < a["final_bits"], (r["final_bits"], a["final_bits"])
 PY
 
+# --threads N: frames are decoded independently, so one thread gives the
+# same corrections, leak, iterations and messages as the default.
+"$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --method ldpc --threads 1 --out "$T/b1" --json > "$T/r1.json"
+check "reconcile --threads 1: corrected key equals Alice's" cmp -s "$T/b1" "$T/a"
+check "reconcile --threads 1: same counts as the default" python3 - "$T/r1.json" "$T/rc.json" <<'PY'
+import json, sys
+r, d = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+for k in ("leak_bits", "errors_corrected", "iterations_mean", "iterations_max", "messages", "frames"):
+    assert r[k] == d[k], (k, r[k], d[k])
+PY
+expect_fail "reconcile: --threads 0 refused" 2 "threads: must be at least 1, got 0" "" -- "$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --method ldpc --threads 0
+expect_fail "reconcile: --threads 65 refused" 2 "threads: at most 64, got 65" "" -- "$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --method ldpc --threads 65
+expect_fail "reconcile: --threads with Cascade refused" 2 "threads goes with --method ldpc" "" -- "$kagi" reconcile --alice "$T/a" --bob "$T/b" --bits $n --threads 2
+"$kagi" distill --alice "$T/a" --bob "$T/b" --bits $n --method ldpc --threads 1 --out-alice "$T/kt" --out-bob "$T/ktb" > /dev/null
+check "distill --threads 1: final keys are identical" cmp -s "$T/kt" "$T/ktb"
+
 # Too noisy for the plan (told 2%, really 7%): frames fail after the
 # reveals, exit 3, no corrected key written.
 expect_fail "reconcile ldpc: undecodable frames fail, nothing written" 3 "could not be decoded.*nothing written" "$T/b7c" -- "$kagi" reconcile --alice "$T/a7" --bob "$T/b7" --bits $n --method ldpc --qber 0.02 --out "$T/b7c"

@@ -61,6 +61,10 @@ int kagi_cli_range(const kagi_cli_cmd *cmd, const char *opt, double lo, int lo_i
  * when absent) or F in (1, 2]; a usage error without --method ldpc. */
 int kagi_cli_ldpc_f(const kagi_cli_cmd *cmd, int ldpc, double *f);
 
+/* --threads N of reconcile and distill into *n: N in [1, 64], default the
+ * CPUs online (at most 64). */
+int kagi_cli_threads(const kagi_cli_cmd *cmd, unsigned *n);
+
 /* The fibre-link options (KAGI_CLI_LINK_OPTS) into l, over its defaults;
  * p_x_below_1 refuses --p-x 1 (finite keys need a test basis). The decoy
  * ordering mu1 > mu2 + mu3, mu2 > mu3 is checked apart, where it applies. */

@@ -28,6 +28,8 @@ static kagi_cli_opt kagi__opts[] = {
     {"ldpc-f", "auto|F", "with --method ldpc: the efficiency the code is chosen for, auto (the "
                          "most efficient start that decodes at once) or F in (1, 2]: higher is "
                          "faster and leaks more (docs/ldpc.md)", 0, NULL},
+    {"threads", "N", "threads for LDPC decoding and privacy amplification (default: the CPUs "
+                     "online, at most 64; in one process the two parties share them)", 0, NULL},
     {"role", "alice|bob", "run one party only, over TCP", 0, NULL},
     {"listen", "HOST:PORT", "with --role: wait for the peer here", 0, NULL},
     {"connect", "HOST:PORT", "with --role: connect to the peer here", 0, NULL},
@@ -130,7 +132,14 @@ static int kagi__method(kagi_cli_cmd *cmd, kagi_distill_params *p)
     if (!m || strcmp(m, "cascade") == 0) p->method = KAGI_RECONCILE_CASCADE;
     else if (strcmp(m, "ldpc") == 0) p->method = KAGI_RECONCILE_LDPC;
     else return kagi_cli_usage_error(cmd, "--method: unknown method '%s' (known: cascade, ldpc)", m);
-    return kagi_cli_ldpc_f(cmd, p->method == KAGI_RECONCILE_LDPC, &p->ldpc.f_start);
+    unsigned nt = 0;
+    int rc = kagi_cli_ldpc_f(cmd, p->method == KAGI_RECONCILE_LDPC, &p->ldpc.f_start);
+    if (rc || (rc = kagi_cli_threads(cmd, &nt))) return rc;
+    /* Bob decodes on all of them; with --role each party amplifies on
+     * all, in one process each on half (both run at once). */
+    p->ldpc.threads = nt;
+    p->amplify_threads = kagi_cli_get(cmd, "role") ? nt : (nt + 1) / 2;
+    return KAGI_EXIT_OK;
 }
 
 static int kagi__params(kagi_cli_cmd *cmd, kagi_distill_params *p, size_t *n)

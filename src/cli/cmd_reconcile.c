@@ -18,6 +18,8 @@ static kagi_cli_opt kagi__opts[] = {
     {"bob", "FILE", "Bob's sifted key (bit file)", 1, NULL},
     {"bits", "N", "number of bits to reconcile", 1, NULL},
     {"method", "NAME", "reconciliation method: cascade (default) or ldpc", 0, NULL},
+    {"threads", "N", "with --method ldpc: frames decoded at once (default: the CPUs online, at "
+                     "most 64)", 0, NULL},
     {"ldpc-f", "auto|F", "with --method ldpc: the efficiency the code is chosen for, auto (the "
                          "most efficient start that decodes at once) or F in (1, 2]: higher is "
                          "faster and leaks more", 0, NULL},
@@ -45,11 +47,11 @@ static int kagi__estimate(const kagi_bits *a, const kagi_bits *b, double *q)
 
 /* LDPC: code and plan fitted to the key (frames of up to 2^20 bits), the
  * pipeline's defaults (f_start kagi_ldpc_f_auto_for(Q, n, 0), reveals of 0.02 n_key h(Q) up to 20
- * rounds, 2 threads). Bob's key is written only when every frame decoded. */
+ * rounds) and --threads decoding threads. Bob's key is written only when every frame decoded. */
 static int kagi__ldpc(kagi_cli_cmd *cmd, kagi_bits *a, kagi_bits *b, size_t n, double q,
-                      double f_start)
+                      double f_start, unsigned threads)
 {
-    kagi_ldpc_params p = {.qber = q < 1e-3 ? 1e-3 : q > 0.11 ? 0.11 : q};
+    kagi_ldpc_params p = {.qber = q < 1e-3 ? 1e-3 : q > 0.11 ? 0.11 : q, .threads = threads};
     p.f_start = f_start ? f_start : kagi_ldpc_f_auto_for(p.qber, n, 0);
     kagi_ldpc_code *c = NULL;
     kagi_ldpc_plan *pl = NULL;
@@ -127,7 +129,10 @@ static int kagi__run(kagi_cli_cmd *cmd)
     if (m && strcmp(m, "cascade") != 0 && !ldpc)
         return kagi_cli_usage_error(cmd, "--method: unknown method '%s' (known: cascade, ldpc)", m);
     double f_start = 0;
-    if ((rc = kagi_cli_ldpc_f(cmd, ldpc, &f_start))) return rc;
+    unsigned threads = 0;
+    if ((rc = kagi_cli_ldpc_f(cmd, ldpc, &f_start)) || (rc = kagi_cli_threads(cmd, &threads))) return rc;
+    if (!ldpc && kagi_cli_get(cmd, "threads"))
+        return kagi_cli_usage_error(cmd, "--threads goes with --method ldpc (Cascade runs on one)");
     kagi_bits *a = NULL, *b = NULL;
     int e = kagi_bits_read_file(kagi_cli_get(cmd, "alice"), n, &a);
     if (!e) e = kagi_bits_read_file(kagi_cli_get(cmd, "bob"), n, &b);
@@ -140,7 +145,7 @@ static int kagi__run(kagi_cli_cmd *cmd)
         return KAGI_EXIT_NOKEY;
     }
     if (!e && ldpc) {
-        int rc2 = kagi__ldpc(cmd, a, b, n, q, f_start);
+        int rc2 = kagi__ldpc(cmd, a, b, n, q, f_start, threads);
         kagi_bits_free(a);
         kagi_bits_free(b);
         return rc2;

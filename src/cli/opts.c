@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "kagi/error.h"
@@ -166,6 +167,17 @@ int kagi_cli_ldpc_f(const kagi_cli_cmd *cmd, int ldpc, double *f)
     if (!ldpc) return kagi_cli_usage_error(cmd, "--ldpc-f goes with --method ldpc");
     if (strcmp(s, "auto") == 0) return KAGI_EXIT_OK;
     return kagi_cli_range(cmd, "ldpc-f", 1, 0, 2, 1, f);
+}
+
+int kagi_cli_threads(const kagi_cli_cmd *cmd, unsigned *n)
+{
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t v = c < 1 ? 1 : c > 64 ? 64 : (size_t)c;
+    int rc = kagi_cli_size(cmd, "threads", 1, &v);
+    if (rc) return rc;
+    if (v > 64) return kagi_cli_usage_error(cmd, "--threads: at most 64, got %zu", v);
+    *n = (unsigned)v;
+    return KAGI_EXIT_OK;
 }
 
 int kagi_cli_fail(const kagi_cli_cmd *cmd, int rc)
