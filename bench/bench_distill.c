@@ -5,10 +5,13 @@
  * failed, mean and largest decoder iterations and the LDPC messages).
  *
  *   bench_distill [cascade|ldpc|both] [N ...]   (default: both, 10^6 and 10^7)
- *   KAGI_LDPC_F=1.22 bench_distill ldpc 10000000   (LDPC's first efficiency) */
+ *   KAGI_LDPC_F=1.22 bench_distill ldpc 10000000   (LDPC's first efficiency)
+ * LDPC decodes on one thread per CPU online and each party amplifies on
+ * half of them (as kagi distill does); KAGI_THREADS=N to choose. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kagi/distill.h"
 #include "kagi/error.h"
@@ -38,6 +41,9 @@ int main(int argc, char **argv)
         for (int i = a1; i < argc && nn < 16; i++) ns[nn++] = (size_t)strtod(argv[i], NULL);
     }
     const char *fe = getenv("KAGI_LDPC_F");
+    long nt = getenv("KAGI_THREADS") ? atol(getenv("KAGI_THREADS")) : sysconf(_SC_NPROCESSORS_ONLN);
+    nt = nt < 1 ? 1 : nt > 64 ? 64 : nt;
+    printf("%ld threads\n", nt);
     double qs[] = {0.01, 0.02, 0.05};
     printf("%-7s %10s %6s | %9s %9s %9s %9s | %6s %6s %9s %10s %8s | %s\n", "method", "sifted",
            "QBER", "est Mb/s", "rec Mb/s", "ver Mb/s", "PA Mb/s", "f", "trips", "auth bits",
@@ -50,6 +56,8 @@ int main(int argc, char **argv)
                 kagi_distill_params p = {0};
                 p.method = m ? KAGI_RECONCILE_LDPC : KAGI_RECONCILE_CASCADE;
                 if (fe) p.ldpc.f_start = strtod(fe, NULL);
+                p.ldpc.threads = (unsigned)nt;
+                p.amplify_threads = (unsigned)(nt + 1) / 2;
                 kagi_distill_report r;
                 int rc = kagi_distill_local(a, b, &p, &fa, &fb, &r, NULL);
                 if (rc) {

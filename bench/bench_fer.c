@@ -8,14 +8,15 @@
  * after every reveal, and frames the decoder accepted but that differ
  * from Alice's key (what verification would catch), each against Alice's
  * key. A bound of 1e-4 needs about 30,000 frames without a failure.
- * Mbit/s: key bits over the time in kagi_ldpc_reconcile_plan (2 threads:
- * Alice's syndromes and reveals, Bob's decoding), without making the
- * pairs.
+ * Mbit/s: key bits over the time in kagi_ldpc_reconcile_plan (one thread
+ * per CPU online, KAGI_THREADS=N to choose: Alice's syndromes and
+ * reveals, Bob's decoding), without making the pairs.
  *   bench_fer ldpc [FRAMES [QBER [F_START [Z]]]]   (default 2000 0.02 1.22 8192) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kagi/cascade.h"
 #include "kagi/error.h"
@@ -67,7 +68,8 @@ static int ldpc_fer(int argc, char **argv)
     }
     kagi_ldpc_plan_info pi;
     kagi_ldpc_plan_get_info(pl, &pi);
-    kagi_ldpc_params p = {.threads = 2};
+    long ncpu = getenv("KAGI_THREADS") ? atol(getenv("KAGI_THREADS")) : sysconf(_SC_NPROCESSORS_ONLN);
+    kagi_ldpc_params p = {.threads = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (unsigned)ncpu};
     kagi_rng r;
     kagi_rng_seed(&r, 99);
     size_t done = 0, failed = 0, wrong = 0, revealed_frames = 0, iters = 0, errors = 0;
@@ -97,8 +99,8 @@ static int ldpc_fer(int argc, char **argv)
     double t = kagi__now() - t0, bits = (double)done * (double)pi.n_key;
     /* wrong counts failed frames too (Bob's bits left as they were) */
     printf("LDPC rate %u%%, frames of %zu bits (%zu key bits), QBER %.2f%%, f_start %.2f: "
-           "%zu frames in %.1f s (%.1f Mbit/s reconciled, making the pairs apart)\n", rate, pi.n,
-           pi.n_key, 100 * q, f0, done, t, bits / trec / 1e6);
+           "%zu frames in %.1f s (%.1f Mbit/s reconciled on %u threads, making the pairs apart)\n",
+           rate, pi.n, pi.n_key, 100 * q, f0, done, t, bits / trec / 1e6, p.threads);
     printf("  failed after all reveals: %zu; accepted but wrong: %zu; reveals: %.3f per frame; "
            "iterations %.1f per frame; f %.4f\n", failed, wrong - failed,
            (double)revealed_frames / (double)done, (double)iters / (double)done,
