@@ -55,7 +55,7 @@ typedef struct kagi_store_opts {
                                    as soon as the previous one is done); requests
                                    arriving meanwhile join the next batch */
     int pace_fsyncs;            /* nonzero: commits also start at least twice the
-                                   recent mean WAL fsync time apart (at most 2 ms),
+                                   recent mean WAL fsync time apart (at most 0.7 ms),
                                    so the disk flushes at most half the time */
     unsigned max_batch;         /* operations per transaction at most (0: 1024) */
     unsigned pending_ttl_s;     /* issued keys no slave fetched within this time are

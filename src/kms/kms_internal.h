@@ -56,7 +56,7 @@ int64_t kagi__idmap_get(const kagi__idmap *m, const uint8_t id[KAGI_KEY_ID_BYTES
 int kagi__idmap_del(kagi__idmap *m, const uint8_t id[KAGI_KEY_ID_BYTES]);
 
 /* The key store's least time between two commits' starts, s: the fixed
- * interval, or with pacing twice the mean fsync time (at most 2 ms),
+ * interval, or with pacing twice the mean fsync time (at most 0.7 ms),
  * whichever is longer. */
 double kagi__commit_gap(unsigned interval_us, int pace, double fsync_avg);
 
