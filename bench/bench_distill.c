@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kagi/distill.h"
 #include "kagi/error.h"
+#include "internal.h" /* kagi__cpus */
 
 static void pair(size_t n, double q, uint64_t seed, kagi_bits **a, kagi_bits **b)
 {
@@ -41,9 +41,10 @@ int main(int argc, char **argv)
         for (int i = a1; i < argc && nn < 16; i++) ns[nn++] = (size_t)strtod(argv[i], NULL);
     }
     const char *fe = getenv("KAGI_LDPC_F");
-    long nt = getenv("KAGI_THREADS") ? atol(getenv("KAGI_THREADS")) : sysconf(_SC_NPROCESSORS_ONLN);
-    nt = nt < 1 ? 1 : nt > 64 ? 64 : nt;
-    printf("%ld threads\n", nt);
+    /* 0: the library's defaults (decoding on every CPU online, each party
+     * amplifying on half) */
+    unsigned nt = getenv("KAGI_THREADS") ? (unsigned)atoi(getenv("KAGI_THREADS")) : 0;
+    printf("%u threads\n", nt ? nt : kagi__cpus(64));
     double qs[] = {0.01, 0.02, 0.05};
     printf("%-7s %10s %6s | %9s %9s %9s %9s | %6s %6s %9s %10s %8s | %s\n", "method", "sifted",
            "QBER", "est Mb/s", "rec Mb/s", "ver Mb/s", "PA Mb/s", "f", "trips", "auth bits",
@@ -56,8 +57,8 @@ int main(int argc, char **argv)
                 kagi_distill_params p = {0};
                 p.method = m ? KAGI_RECONCILE_LDPC : KAGI_RECONCILE_CASCADE;
                 if (fe) p.ldpc.f_start = strtod(fe, NULL);
-                p.ldpc.threads = (unsigned)nt;
-                p.amplify_threads = (unsigned)(nt + 1) / 2;
+                p.ldpc.threads = nt;
+                p.amplify_threads = (nt + 1) / 2;
                 kagi_distill_report r;
                 int rc = kagi_distill_local(a, b, &p, &fa, &fb, &r, NULL);
                 if (rc) {

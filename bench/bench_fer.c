@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kagi/cascade.h"
 #include "kagi/error.h"
@@ -68,8 +67,9 @@ static int ldpc_fer(int argc, char **argv)
     }
     kagi_ldpc_plan_info pi;
     kagi_ldpc_plan_get_info(pl, &pi);
-    long ncpu = getenv("KAGI_THREADS") ? atol(getenv("KAGI_THREADS")) : sysconf(_SC_NPROCESSORS_ONLN);
-    kagi_ldpc_params p = {.threads = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (unsigned)ncpu};
+    /* 0: the library's default, one thread per CPU online */
+    kagi_ldpc_params p = {.threads = getenv("KAGI_THREADS") ? (unsigned)atoi(getenv("KAGI_THREADS")) : 0};
+    unsigned nthr = p.threads ? p.threads : kagi__cpus(64);
     kagi_rng r;
     kagi_rng_seed(&r, 99);
     size_t done = 0, failed = 0, wrong = 0, revealed_frames = 0, iters = 0, errors = 0;
@@ -100,7 +100,7 @@ static int ldpc_fer(int argc, char **argv)
     /* wrong counts failed frames too (Bob's bits left as they were) */
     printf("LDPC rate %u%%, frames of %zu bits (%zu key bits), QBER %.2f%%, f_start %.2f: "
            "%zu frames in %.1f s (%.1f Mbit/s reconciled on %u threads, making the pairs apart)\n",
-           rate, pi.n, pi.n_key, 100 * q, f0, done, t, bits / trec / 1e6, p.threads);
+           rate, pi.n, pi.n_key, 100 * q, f0, done, t, bits / trec / 1e6, nthr);
     printf("  failed after all reveals: %zu; accepted but wrong: %zu; reveals: %.3f per frame; "
            "iterations %.1f per frame; f %.4f\n", failed, wrong - failed,
            (double)revealed_frames / (double)done, (double)iters / (double)done,

@@ -58,8 +58,9 @@ typedef struct kagi_distill_params {
     double decoy_length;  /* length_before_ec of kagi_decoy_bound */
     double qber_hint;     /* in [0, 0.5) */
     /* Threads for this party's privacy amplification of the block
-     * (kagi_toeplitz_mt); 0: 2, but 1 per party in kagi_distill_local,
-     * whose two parties share the machine. This party's alone. */
+     * (kagi_toeplitz_mt); 0: the CPUs online (at most 64), but half of
+     * them per party in kagi_distill_local, whose two parties share the
+     * machine. This party's alone. */
     unsigned amplify_threads;
 } kagi_distill_params;
 

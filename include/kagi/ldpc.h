@@ -200,7 +200,7 @@ typedef struct kagi_ldpc_params {
     unsigned max_rounds;    /* reveals before a frame fails (0: 20) */
     unsigned iter_first;    /* iterations of the first attempt (0: 100) */
     unsigned iter_round;    /* iterations after each reveal (0: 40) */
-    unsigned threads;       /* frames decoded in parallel (0: 2) */
+    unsigned threads;       /* frames decoded in parallel (0: the CPUs online, at most 64) */
     int impl;               /* KAGI_LDPC_IMPL_* */
     unsigned alpha16;       /* 0: lambda-min; 1-16: min-sum (kagi_ldpc_decoder_new) */
     uint64_t seed;          /* public seed of the punctured positions */

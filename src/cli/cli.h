@@ -57,12 +57,17 @@ int kagi_cli_usage_error(const kagi_cli_cmd *cmd, const char *fmt, ...)
 int kagi_cli_range(const kagi_cli_cmd *cmd, const char *opt, double lo, int lo_incl, double hi,
                    int hi_incl, double *out);
 
+/* The help of --ldpc-f, the same in reconcile and distill. */
+#define KAGI_CLI_LDPC_F_HELP                                                                      \
+    "with --method ldpc: the efficiency the code is chosen for, auto (the most efficient start " \
+    "that decodes at once) or F in (1, 2]: higher is faster and leaks more (docs/ldpc.md)"
+
 /* --ldpc-f auto|F of reconcile and distill into *f: 0 (automatic, also
  * when absent) or F in (1, 2]; a usage error without --method ldpc. */
 int kagi_cli_ldpc_f(const kagi_cli_cmd *cmd, int ldpc, double *f);
 
-/* --threads N of reconcile and distill into *n: N in [1, 64], default the
- * CPUs online (at most 64). */
+/* --threads N of reconcile and distill into *n: N in [1, 64], or 0 when
+ * absent (the library's default: the CPUs online, at most 64). */
 int kagi_cli_threads(const kagi_cli_cmd *cmd, unsigned *n);
 
 /* The fibre-link options (KAGI_CLI_LINK_OPTS) into l, over its defaults;

@@ -25,9 +25,7 @@ static kagi_cli_opt kagi__opts[] = {
     {"sample-bits", "K", "bits disclosed for estimation (default ~7 N^(2/3))", 0, NULL},
     {"method", "NAME", "reconciliation: cascade (default) or ldpc (one syndrome message per "
                        "batch of frames, blind reveals; docs/ldpc.md)", 0, NULL},
-    {"ldpc-f", "auto|F", "with --method ldpc: the efficiency the code is chosen for, auto (the "
-                         "most efficient start that decodes at once) or F in (1, 2]: higher is "
-                         "faster and leaks more (docs/ldpc.md)", 0, NULL},
+    {"ldpc-f", "auto|F", KAGI_CLI_LDPC_F_HELP, 0, NULL},
     {"threads", "N", "threads for LDPC decoding and privacy amplification (default: the CPUs "
                      "online, at most 64; in one process the two parties share them)", 0, NULL},
     {"role", "alice|bob", "run one party only, over TCP", 0, NULL},
@@ -136,7 +134,8 @@ static int kagi__method(kagi_cli_cmd *cmd, kagi_distill_params *p)
     int rc = kagi_cli_ldpc_f(cmd, p->method == KAGI_RECONCILE_LDPC, &p->ldpc.f_start);
     if (rc || (rc = kagi_cli_threads(cmd, &nt))) return rc;
     /* Bob decodes on all of them; with --role each party amplifies on
-     * all, in one process each on half (both run at once). */
+     * all, in one process each on half (both run at once). 0: the
+     * library's defaults, which share the CPUs online the same way. */
     p->ldpc.threads = nt;
     p->amplify_threads = kagi_cli_get(cmd, "role") ? nt : (nt + 1) / 2;
     return KAGI_EXIT_OK;

@@ -20,9 +20,7 @@ static kagi_cli_opt kagi__opts[] = {
     {"method", "NAME", "reconciliation method: cascade (default) or ldpc", 0, NULL},
     {"threads", "N", "with --method ldpc: frames decoded at once (default: the CPUs online, at "
                      "most 64)", 0, NULL},
-    {"ldpc-f", "auto|F", "with --method ldpc: the efficiency the code is chosen for, auto (the "
-                         "most efficient start that decodes at once) or F in (1, 2]: higher is "
-                         "faster and leaks more", 0, NULL},
+    {"ldpc-f", "auto|F", KAGI_CLI_LDPC_F_HELP, 0, NULL},
     {"qber", "Q", "expected QBER; default: estimated from a 5% sample", 0, NULL},
     {"out", "FILE", "write Bob's corrected key here", 0, NULL},
     {"frame-bits", "N", "bits per Cascade frame, a multiple of 4096 (default 1048576)", 0, NULL},

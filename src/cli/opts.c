@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "kagi/error.h"
@@ -171,8 +170,7 @@ int kagi_cli_ldpc_f(const kagi_cli_cmd *cmd, int ldpc, double *f)
 
 int kagi_cli_threads(const kagi_cli_cmd *cmd, unsigned *n)
 {
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t v = c < 1 ? 1 : c > 64 ? 64 : (size_t)c;
+    size_t v = 0;
     int rc = kagi_cli_size(cmd, "threads", 1, &v);
     if (rc) return rc;
     if (v > 64) return kagi_cli_usage_error(cmd, "--threads: at most 64, got %zu", v);

@@ -246,3 +246,14 @@ int kagi_bits_bsc_pair(kagi_rng *r, size_t n, double q, kagi_bits **a, kagi_bits
     if (errors) *errors = e;
     return KAGI_OK;
 }
+
+void kagi__copy_bits(uint64_t *dst, size_t dpos, const uint64_t *src, size_t spos, size_t len)
+{
+    while (len) {
+        size_t nb = len < 64 ? len : 64;
+        kagi__put_bits(dst, dpos, kagi__get_bits(src, spos, nb), nb);
+        dpos += nb;
+        spos += nb;
+        len -= nb;
+    }
+}

@@ -56,6 +56,9 @@ void kagi__wipe(void *p, size_t n);
  * atomic counter of the next item). */
 void kagi__run_threads(unsigned n, void *(*fn)(void *), void *arg);
 
+/* The CPUs online, within [1, max]: the default thread count. */
+unsigned kagi__cpus(unsigned max);
+
 /* nb (1..64) bits of w from bit off; reads only the words holding them. */
 static inline uint64_t kagi__get_bits(const uint64_t *w, size_t off, size_t nb)
 {
@@ -65,6 +68,21 @@ static inline uint64_t kagi__get_bits(const uint64_t *w, size_t off, size_t nb)
     if (sh && sh + nb > 64) v |= w[i + 1] << (64 - sh);
     return nb == 64 ? v : v & (((uint64_t)1 << nb) - 1);
 }
+
+/* Write the nb (1..64) bits of v (none set above nb) at bit off of w, its
+ * other bits kept; touches only the words holding them. */
+static inline void kagi__put_bits(uint64_t *w, size_t off, uint64_t v, size_t nb)
+{
+    size_t i = off >> 6;
+    unsigned sh = (unsigned)(off & 63);
+    uint64_t m = nb == 64 ? ~(uint64_t)0 : ((uint64_t)1 << nb) - 1;
+    w[i] = (w[i] & ~(m << sh)) | (v << sh);
+    if (sh && sh + nb > 64) w[i + 1] = (w[i + 1] & ~(m >> (64 - sh))) | (v >> (64 - sh));
+}
+
+/* Copy len bits of src from bit spos to dst at bit dpos, 64 at a time;
+ * dst's other bits kept. */
+void kagi__copy_bits(uint64_t *dst, size_t dpos, const uint64_t *src, size_t spos, size_t len);
 
 /* Bit files and messages carry the words' bytes in little-endian order
  * (bit j in byte j/8): these convert, a plain copy on little-endian hosts.

@@ -1,5 +1,6 @@
 /* Running one function on several threads, the caller's included. */
 #include <pthread.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -13,4 +14,11 @@ void kagi__run_threads(unsigned n, void *(*fn)(void *), void *arg)
     }
     fn(arg);
     for (unsigned t = 0; t < started; t++) pthread_join(th[t], NULL);
+}
+
+unsigned kagi__cpus(unsigned max)
+{
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    if (c < 1) return 1;
+    return (unsigned long)c > max ? max : (unsigned)c;
 }

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "kagi/amplify.h"
@@ -1107,10 +1106,7 @@ int kagi_toeplitz_batch(kagi_toeplitz_job *jobs, size_t count, int threads)
         }
     }
     if (count == 0) return KAGI_OK;
-    if (threads <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = c > 0 ? (int)(c > 1024 ? 1024 : c) : 1;
-    }
+    if (threads <= 0) threads = (int)kagi__cpus(1024);
     if ((size_t)threads > count) threads = (int)count;
     kagi__batch b = {.jobs = jobs, .count = count, .first_bad = count};
     atomic_init(&b.next, 0);

@@ -113,29 +113,6 @@ int kagi_sample_positions(uint64_t seed, size_t n, size_t k, size_t *pos)
     return KAGI_OK;
 }
 
-
-/* OR nb (1..64) bits of v (already masked) into w at bit off. */
-static inline void kagi__put_bits(uint64_t *w, size_t off, uint64_t v, size_t nb)
-{
-    size_t i = off >> 6;
-    unsigned sh = (unsigned)(off & 63);
-    w[i] |= v << sh;
-    if (sh && sh + nb > 64) w[i + 1] |= v >> (64 - sh);
-}
-
-/* Append src bits [from, from + len) to dst at bit *at, 64 at a time. */
-static void kagi__copy_run(uint64_t *dst, size_t *at, const uint64_t *src, size_t from, size_t len)
-{
-    while (len) {
-        size_t nb = len < 64 ? len : 64;
-        uint64_t v = kagi__get_bits(src, from, nb);
-        kagi__put_bits(dst, *at, v, nb);
-        *at += nb;
-        from += nb;
-        len -= nb;
-    }
-}
-
 int kagi_split_sample(const kagi_bits *in, const size_t *pos, size_t k, kagi_bits **sample,
                       kagi_bits **rest)
 {
@@ -160,11 +137,12 @@ int kagi_split_sample(const kagi_bits *in, const size_t *pos, size_t k, kagi_bit
     }
     size_t at = 0, prev = 0;
     for (size_t i = 0; i < k; i++) {
-        kagi__copy_run(r->w, &at, in->w, prev, pos[i] - prev);
+        kagi__copy_bits(r->w, at, in->w, prev, pos[i] - prev);
+        at += pos[i] - prev;
         s->w[i >> 6] |= (uint64_t)kagi_bits_get(in, pos[i]) << (i & 63);
         prev = pos[i] + 1;
     }
-    kagi__copy_run(r->w, &at, in->w, prev, n - prev);
+    kagi__copy_bits(r->w, at, in->w, prev, n - prev);
     *sample = s;
     *rest = r;
     return KAGI_OK;

@@ -14,11 +14,8 @@
 #include "kagi/ldpc.h"
 #include "ldpc_int.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if KAGI__LDPC_X86
 #include <immintrin.h>
-#define KAGI__LDPC_BMI2 1
-#else
-#define KAGI__LDPC_BMI2 0
 #endif
 
 /* ------------------------------------------------------------ the codes */
@@ -673,11 +670,13 @@ static int kagi__plan_build(kagi_ldpc_plan **out, const kagi_ldpc_code *c, doubl
         rc = kagi__err(KAGI_ERR_NOMEM, "ldpc: plan for %zu bits", n);
         goto done;
     }
+    size_t nk = 0;
     for (size_t v = 0; v < n; v++) {
         uint8_t kd = p->kind[v];
         p->llr0[v] = kd == KAGI__LDPC_KEY ? p->llr : kd == KAGI__LDPC_PUNCT ? 0 : KAGI__LDPC_PIN;
-        if (v % 64 == 0) p->kpre[v / 64] = (uint32_t)(p->nruns ? p->run_kidx[p->nruns - 1] + p->run_len[p->nruns - 1] : 0);
+        if (v % 64 == 0) p->kpre[v / 64] = (uint32_t)nk; /* key bits before v */
         if (kd != KAGI__LDPC_KEY) continue;
+        nk++;
         p->kmask[v / 64] |= (uint64_t)1 << (v % 64);
         if (v == 0 || p->kind[v - 1] != KAGI__LDPC_KEY) {
             p->run_pos[p->nruns] = (uint32_t)v;
@@ -859,21 +858,6 @@ void kagi_ldpc_alice_free(kagi_ldpc_alice *a)
     free(a);
 }
 
-/* Copy len bits from src at spos to dst at dpos (other bits of dst kept). */
-static void kagi__copy_bits(uint64_t *dst, size_t dpos, const uint64_t *src, size_t spos, size_t len)
-{
-    while (len) {
-        unsigned sh = (unsigned)(dpos & 63);
-        size_t nb = 64 - sh < len ? 64 - sh : len;
-        uint64_t v = kagi__get_bits(src, spos, nb);
-        uint64_t mask = (nb == 64 ? ~(uint64_t)0 : (((uint64_t)1 << nb) - 1)) << sh;
-        dst[dpos >> 6] = (dst[dpos >> 6] & ~mask) | (v << sh);
-        dpos += nb;
-        spos += nb;
-        len -= nb;
-    }
-}
-
 /* Run by run: every CPU. */
 static void kagi__move_runs(const kagi_ldpc_plan *p, uint64_t *frame, uint64_t *key,
                             const uint64_t *ckey, size_t off, size_t nbits, int dir)
@@ -887,19 +871,7 @@ static void kagi__move_runs(const kagi_ldpc_plan *p, uint64_t *frame, uint64_t *
     }
 }
 
-#if KAGI__LDPC_BMI2
-static int kagi__has_bmi2(void)
-{
-    static atomic_int cached = -1; /* a benign race: every thread finds the same */
-    int v = atomic_load(&cached);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("bmi2") ? 1 : 0;
-        atomic_store(&cached, v);
-    }
-    return v;
-}
-
+#if KAGI__LDPC_X86
 /* Word by word: a frame word's key bits are the next popcount(kmask[w])
  * bits of the key, deposited into (or extracted from) the mask's
  * positions. A shortened plan has a key run every ~20 bits, so run by run
@@ -920,12 +892,7 @@ __attribute__((target("bmi2,popcnt"))) static void kagi__move_words(const kagi_l
             frame[w] = cnt ? _pdep_u64(kagi__get_bits(ckey, off + k, cnt), mk) : 0;
         } else if (cnt) {
             uint64_t v = _pext_u64(frame[w], mk);
-            if (cnt < 64) v &= ((uint64_t)1 << cnt) - 1;
-            size_t pos = off + k, i = pos >> 6;
-            unsigned sh = (unsigned)(pos & 63);
-            uint64_t m = cnt == 64 ? ~(uint64_t)0 : ((uint64_t)1 << cnt) - 1;
-            key[i] = (key[i] & ~(m << sh)) | (v << sh);
-            if (sh + cnt > 64) key[i + 1] = (key[i + 1] & ~(m >> (64 - sh))) | (v >> (64 - sh));
+            kagi__put_bits(key, off + k, cnt < 64 ? v & (((uint64_t)1 << cnt) - 1) : v, cnt);
         }
     }
     if (dir == 0) memset(frame + w, 0, (nw - w) * 8);
@@ -935,9 +902,9 @@ __attribute__((target("bmi2,popcnt"))) static void kagi__move_words(const kagi_l
 int kagi__ldpc_move_key(const kagi_ldpc_plan *p, uint64_t *frame, uint64_t *key,
                         const uint64_t *ckey, size_t off, size_t nbits, int dir, int words)
 {
-#if KAGI__LDPC_BMI2
+#if KAGI__LDPC_X86
     if (words) {
-        if (!kagi__has_bmi2()) return -1;
+        if (!(kagi__ldpc_cpu() & KAGI__LDPC_CPU_BMI2)) return -1;
         kagi__move_words(p, frame, key, ckey, off, nbits, dir);
         return 0;
     }

@@ -41,12 +41,9 @@
 #include "kagi/ldpc.h"
 #include "ldpc_int.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if KAGI__LDPC_X86
 #include <immintrin.h>
-#define KAGI__LDPC_X86 1
 #define KAGI__T_AVX2 __attribute__((target("avx2")))
-#else
-#define KAGI__LDPC_X86 0
 #endif
 
 struct kagi_ldpc_decoder {
@@ -61,9 +58,9 @@ struct kagi_ldpc_decoder {
     uint64_t *chk;  /* syndrome of the hard decision */
 };
 
-/* Whether this CPU runs the AVX2 kernel; asked once (decoders are made in
- * several threads at a time). */
-static int kagi__has_avx2(void)
+/* Asked once under a lock (decoders are made in several threads at a
+ * time). */
+unsigned kagi__ldpc_cpu(void)
 {
 #if KAGI__LDPC_X86
     static atomic_int cached = -1;
@@ -74,16 +71,19 @@ static int kagi__has_avx2(void)
         v = atomic_load(&cached);
         if (v < 0) {
             __builtin_cpu_init();
-            v = __builtin_cpu_supports("avx2") ? 1 : 0;
+            v = (__builtin_cpu_supports("avx2") ? KAGI__LDPC_CPU_AVX2 : 0) |
+                (__builtin_cpu_supports("bmi2") ? KAGI__LDPC_CPU_BMI2 : 0);
             atomic_store(&cached, v);
         }
         pthread_mutex_unlock(&mu);
     }
-    return v;
+    return (unsigned)v;
 #else
     return 0;
 #endif
 }
+
+static int kagi__has_avx2(void) { return (kagi__ldpc_cpu() & KAGI__LDPC_CPU_AVX2) != 0; }
 
 void kagi_ldpc_decoder_free(kagi_ldpc_decoder *d)
 {

@@ -49,6 +49,16 @@ struct kagi_ldpc_plan {
     int8_t *llr0;       /* n: Bob's starting LLRs (key, 0 punctured, 127 shortened) */
 };
 
+/* x86-64 kernels (AVX2 decoder, BMI2 key moves), chosen at run time. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KAGI__LDPC_X86 1
+#else
+#define KAGI__LDPC_X86 0
+#endif
+enum { KAGI__LDPC_CPU_AVX2 = 1, KAGI__LDPC_CPU_BMI2 = 2 };
+/* This CPU's KAGI__LDPC_CPU_* features (asked once; 0 off x86-64). */
+unsigned kagi__ldpc_cpu(void);
+
 /* Key bits [0, nbits) of a frame, at key offset off, between the key and
  * the frame: dir 0 writes the whole frame (ckey -> frame, zero off the key
  * positions), dir 1 writes key bits [off, off + nbits) (frame -> key, the

@@ -36,7 +36,7 @@ void kagi__ldpc_params_resolve(kagi_ldpc_params *p)
     if (p->max_rounds == 0) p->max_rounds = 20;
     if (p->iter_first == 0) p->iter_first = 100;
     if (p->iter_round == 0) p->iter_round = 40;
-    if (p->threads == 0) p->threads = 2;
+    if (p->threads == 0) p->threads = kagi__cpus(64);
     if (p->z_max == 0) p->z_max = 8192;
 }
 

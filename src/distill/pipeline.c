@@ -41,7 +41,7 @@ static uint64_t kagi__dbits(double d)
     return u;
 }
 
-static void kagi__put_bits(kagi_buf *b, const uint64_t *w, size_t nbits)
+static void kagi__buf_put_bits(kagi_buf *b, const uint64_t *w, size_t nbits)
 {
     uint8_t *d = kagi_buf_grow(b, (nbits + 7) / 8);
     if (d) kagi__bytes_from_words(d, w, (nbits + 7) / 8);
@@ -70,7 +70,7 @@ static int kagi__resolve(const kagi_distill_params *in, kagi_distill_params *p, 
     KAGI__FAIL_IF(p->method != KAGI_RECONCILE_CASCADE && p->method != KAGI_RECONCILE_LDPC,
                   KAGI_ERR_ARG, "unknown reconciliation method %d", p->method);
     kagi__ldpc_params_resolve(&p->ldpc);
-    if (!p->amplify_threads) p->amplify_threads = 2;
+    if (!p->amplify_threads) p->amplify_threads = kagi__cpus(64);
     if (p->decoy) {
         KAGI__FAIL_IF(p->sample_bits, KAGI_ERR_ARG,
                       "decoy-state mode draws no sample, %zu sample bits asked", p->sample_bits);
@@ -235,7 +235,7 @@ static int kagi__alice_estimate(kagi__party *P, const kagi_bits *sifted)
     kagi_bits *sample = NULL;
     KAGI__TRY(kagi__split(P, sifted, seed, &sample));
     kagi_buf_u64(&P->out, seed);
-    kagi__put_bits(&P->out, sample->w, sample->n);
+    kagi__buf_put_bits(&P->out, sample->w, sample->n);
     kagi_bits_free(sample);
     KAGI__TRY(kagi__send(P));
     KAGI__TRY(kagi_channel_recv(P->ch, &P->in));
@@ -447,7 +447,7 @@ static int kagi__alice_run(kagi__party *P, const kagi_bits *sifted, kagi_bits **
     KAGI__TRY(kagi_bits_new(&P->seed, P->rest->n + m - 1));
     KAGI__TRY(kagi_bits_random(P->seed));
     kagi_buf_u64(&P->out, m);
-    kagi__put_bits(&P->out, P->seed->w, P->seed->n);
+    kagi__buf_put_bits(&P->out, P->seed->w, P->seed->n);
     KAGI__TRY(kagi__send(P));
     KAGI__TRY(kagi_bits_new(final, m));
     KAGI__TRY(kagi_toeplitz_mt(P->seed->w, P->rest->w, P->rest->n, m, (*final)->w, (int)P->p.amplify_threads));
@@ -618,7 +618,7 @@ int kagi_distill_local(const kagi_bits *alice, const kagi_bits *bob, const kagi_
     if (!rc) rc = kagi_channel_auth(cb, ba[1], ab[1]);
     /* the two parties share this machine's cores */
     kagi_distill_params lp = *p;
-    if (!lp.amplify_threads) lp.amplify_threads = 1;
+    if (!lp.amplify_threads) lp.amplify_threads = (kagi__cpus(64) + 1) / 2;
     p = &lp;
     kagi__thread_arg arg = {.ch = cb, .sifted = bob, .p = p, .r = rb};
     pthread_t th;
